@@ -1,0 +1,255 @@
+"""Glue shared by every command: options, error reporting, the run cache, output.
+
+A command body looks like::
+
+    @ncli_command("embed")
+    def embed(store: InputStore = None, ..., output: Output = None, overwrite: Overwrite = False,
+              no_cache: NoCache = False, quiet: Quiet = False, debug: Debug = False):
+        src = open_input(store)
+        def build(w: StoreWriter): ...
+        write_result("embed", parent=src, params={...}, build=build,
+                     output=output, overwrite=overwrite, no_cache=no_cache)
+
+``ncli_command`` turns every :class:`~ncli.core.errors.NcliError` into one line
+on stderr and the right exit code, handles Ctrl-C and SIGTERM (the store
+writer removes partial output), and sets up logging on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import click
+import typer
+
+from ncli import __version__
+from ncli.core import progress as _progress
+from ncli.core.errors import NcliError, StoreError, UsageError
+from ncli.formats.pipe import emit_location, read_location
+from ncli.formats.store import Store, StoreWriter, jsonable, normalize_location
+
+log = logging.getLogger("ncli")
+
+# ----------------------------------------------------------------------------- option types
+
+InputStore = Annotated[
+    Optional[str],
+    typer.Argument(help="Input store (path or URL); '-' or omitted: read its location from stdin.",
+                   show_default=False),
+]
+Output = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="Output store location. Default: the run cache ($NCLI_CACHE).",
+                 show_default=False),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing -o target.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the run cache holds this result.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr; no progress bars.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+Device = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda or auto.")]
+
+
+# ----------------------------------------------------------------------------- error handling
+
+
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised through subprocess tests
+    raise Terminated()
+
+
+def format_error(command: str, err: NcliError) -> str:
+    """The one-line message for ``err``: ``ncli <command>: error: <what> (<where>)[; hint: ...]``."""
+    line = f"ncli {command}: error: {err.what}"
+    if err.where:
+        line += f" ({err.where})"
+    if err.hint:
+        line += f"; hint: {err.hint}"
+    return line.replace("\n", " ")
+
+
+def setup_logging(quiet: bool = False, debug: bool = False) -> None:
+    """Route the ``ncli`` logger to stderr at INFO (WARNING with ``--quiet``, DEBUG with ``--debug``)."""
+    logger = logging.getLogger("ncli")
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO))
+    _progress.configure(enabled=not quiet)
+
+
+def ncli_command(name: str) -> Callable:
+    """Decorate a Typer command body with ncli's error, signal and logging conventions."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            quiet = bool(kwargs.get("quiet", False))
+            debug = bool(kwargs.get("debug", False)) or os.environ.get("NCLI_DEBUG") == "1"
+            setup_logging(quiet, debug)
+            previous = None
+            try:
+                previous = signal.signal(signal.SIGTERM, _on_sigterm)
+            except ValueError:  # not in the main thread
+                previous = None
+            try:
+                return fn(*args, **kwargs)
+            except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except click.exceptions.UsageError:
+                raise
+            except NcliError as err:
+                if debug:
+                    traceback.print_exc(file=sys.stderr)
+                print(format_error(name, err), file=sys.stderr)
+                raise typer.Exit(err.exit_code) from None
+            except KeyboardInterrupt:
+                print(f"ncli {name}: error: interrupted; no output was written", file=sys.stderr)
+                raise typer.Exit(130) from None
+            except Terminated:
+                print(f"ncli {name}: error: terminated; no output was written", file=sys.stderr)
+                raise typer.Exit(143) from None
+            except MemoryError:
+                print(f"ncli {name}: error: out of memory", file=sys.stderr)
+                raise typer.Exit(1) from None
+            except Exception as exc:  # an ncli bug or an unforeseen data problem
+                if debug:
+                    traceback.print_exc(file=sys.stderr)
+                msg = str(exc).replace("\n", " ")
+                print(f"ncli {name}: error: {exc.__class__.__name__}: {msg}; hint: run with --debug "
+                      "for the traceback and report it if the input looks valid", file=sys.stderr)
+                raise typer.Exit(1) from None
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+
+        return wrapper
+
+    return decorate
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def open_input(argument: str | None) -> Store:
+    """Resolve the STORE argument (or stdin) and open the store with its parents."""
+    return Store.open(read_location(argument))
+
+
+# ----------------------------------------------------------------------------- run cache
+
+
+def cache_dir() -> Path:
+    """The run cache: ``$NCLI_CACHE`` or the user cache directory of ncli."""
+    env = os.environ.get("NCLI_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ncli"))
+
+
+def cache_key(command: str, params: dict, inputs: list[str]) -> str:
+    """Hash of (command, parameters incl. seed, input identities, ncli version)."""
+    blob = json.dumps(
+        {"command": command, "params": jsonable(params), "inputs": list(inputs), "version": __version__},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def file_identity(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes (streamed), used for source provenance and cache keys."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_result(
+    command: str,
+    *,
+    parent: Store | None,
+    params: dict,
+    build: Callable[[StoreWriter], None],
+    output: str | None,
+    overwrite: bool = False,
+    no_cache: bool = False,
+    inputs: list[str] | None = None,
+    identity: list[str] | None = None,
+) -> str:
+    """Build a new store layer and print its location (the one line of stdout).
+
+    Parameters
+    ----------
+    command : str
+        Command name, recorded in history and used in the cache key.
+    parent : Store or None
+        The input store (``None`` for ``convert``/``simulate``).
+    params : dict
+        Every parameter that changes the result (including the seed).
+    build : callable
+        ``build(writer)`` writes the layer's arrays.
+    output, overwrite, no_cache
+        The ``-o``, ``--overwrite`` and ``--no-cache`` options.
+    inputs : list of str, optional
+        Input locations recorded in history (default: the parent's location).
+    identity : list of str, optional
+        Input identities for the cache key (default: the parent's id).
+
+    Returns
+    -------
+    str
+        The output location.
+    """
+    inputs = inputs if inputs is not None else ([parent.location] if parent else [])
+    identity = identity if identity is not None else ([parent.id] if parent else [])
+    if output:
+        target = normalize_location(output)
+        replace = overwrite
+    else:
+        directory = cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        target = str(directory / f"{command}-{cache_key(command, params, identity)}.zarr")
+        replace = True
+        if not no_cache and Path(target).exists():
+            try:
+                Store.open(target)
+            except StoreError:
+                log.info("cached result %s is unreadable; recomputing", target)
+            else:
+                log.info("ncli %s: using cached result (--no-cache recomputes)", command)
+                emit_location(target)
+                return target
+    with StoreWriter(target, parent=parent, command=command, argv=sys.argv[1:], params=params,
+                     inputs=inputs, overwrite=replace) as writer:
+        build(writer)
+    emit_location(target)
+    return target
+
+
+def choice(value: str, allowed: list[str], option: str) -> str:
+    """Validate a string option against its allowed values (UsageError otherwise)."""
+    if value not in allowed:
+        raise UsageError(f"invalid value '{value}' for {option}", option,
+                         hint=f"choose one of: {', '.join(allowed)}")
+    return value
