@@ -28,7 +28,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
-import click
 import typer
 
 from ncli import __version__
@@ -109,9 +108,7 @@ def ncli_command(name: str) -> Callable:
                 previous = None
             try:
                 return fn(*args, **kwargs)
-            except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort):
-                raise
-            except click.exceptions.UsageError:
+            except (typer.Exit, typer.Abort):
                 raise
             except NcliError as err:
                 if debug:
@@ -128,6 +125,8 @@ def ncli_command(name: str) -> Callable:
                 print(f"ncli {name}: error: out of memory", file=sys.stderr)
                 raise typer.Exit(1) from None
             except Exception as exc:  # an ncli bug or an unforeseen data problem
+                if type(exc).__module__.split(".")[0] in ("click", "typer"):
+                    raise  # Typer's own usage errors (exit 2)
                 if debug:
                     traceback.print_exc(file=sys.stderr)
                 msg = str(exc).replace("\n", " ")
