@@ -239,7 +239,8 @@ def write_result(
                 log.info("ncli %s: using cached result (--no-cache recomputes)", command)
                 emit_location(target)
                 return target
-    with StoreWriter(target, parent=parent, command=command, argv=sys.argv[1:], params=params,
+    argv = sys.argv[1:] if os.path.basename(sys.argv[0]).startswith("ncli") else [command]
+    with StoreWriter(target, parent=parent, command=command, argv=argv, params=params,
                      inputs=inputs, overwrite=replace) as writer:
         build(writer)
     emit_location(target)

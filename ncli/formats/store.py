@@ -375,6 +375,14 @@ def _jsonable(value: Any) -> Any:
 jsonable = _jsonable
 
 
+def as_str_array(data: Any) -> np.ndarray:
+    """Any array of strings (numpy U/O or StringDType) as a fixed-width numpy str array."""
+    data = np.asarray(data)
+    if data.dtype.kind == "U":
+        return data
+    return np.asarray(data.astype(object), dtype=str)
+
+
 class StoreWriter:
     """Build one store layer atomically.
 
@@ -516,7 +524,7 @@ class StoreWriter:
                                          chunks=data.shape if data.size else (1,) * max(1, data.ndim),
                                          overwrite=True)
             if data.size:
-                arr[...] = data.astype(str)
+                arr[...] = as_str_array(data)
         else:
             arr = self.create(path, data.shape, data.dtype, chunk_rows_=chunk_rows_)
             if data.size:
