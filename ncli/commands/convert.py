@@ -1,9 +1,229 @@
-"""ncli convert (placeholder until implemented)."""
+"""ncli convert: NWB files, MATLAB/NPZ arrays and suite2p folders -> one ncli store."""
 
-from ncli.commands._common import ncli_command
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ncli.commands._common import (Debug, NoCache, Output, Overwrite, Quiet, file_identity, ncli_command,
+                                   write_result)
+from ncli.core.errors import DataError, NcliError, UsageError
+from ncli.formats import arrays as arr
+from ncli.formats.nwb import check_nwb_file, convert_nwb
+from ncli.formats.store import StoreWriter
+
+log = logging.getLogger("ncli")
+
+DEFAULT_BIN_SIZE = 0.02
+
+
+class Transpose(StrEnum):
+    """Orientation of a counts matrix (--transpose)."""
+
+    auto = "auto"
+    yes = "yes"
+    no = "no"
+
+
+def _kind(path: Path) -> str:
+    """'nwb', 'mat', 'npz' or 'suite2p' for an input path (DataError when it cannot be used)."""
+    if not path.exists():
+        raise DataError("input not found", str(path))
+    if path.is_dir():
+        if arr.is_suite2p_folder(path):
+            return "suite2p"
+        raise DataError("input folder is not a suite2p plane folder (no F.npy)", str(path),
+                        hint="give the folder that holds F.npy, Fneu.npy and iscell.npy (e.g. suite2p/plane0)")
+    suffix = path.suffix.lower()
+    if suffix in (".mat", ".npz"):
+        if path.stat().st_size == 0:
+            raise DataError("input file is empty", str(path))
+        return suffix[1:]
+    if suffix == ".nwb":
+        check_nwb_file(path)
+        return "nwb"
+    if path.stat().st_size == 0:
+        raise DataError("input file is empty", str(path))
+    import h5py
+
+    if h5py.is_hdf5(str(path)):
+        check_nwb_file(path)
+        return "nwb"
+    raise DataError(f"unsupported input type '{path.suffix or path.name}'", str(path),
+                    hint="ncli convert reads .nwb, .mat, .npz files and suite2p plane folders")
+
+
+def _identity(path: Path, kind: str) -> str:
+    if kind != "suite2p":
+        return file_identity(path)
+    h = hashlib.sha256()
+    for name in ("F.npy", "Fneu.npy", "iscell.npy", "spks.npy"):
+        if (path / name).is_file():
+            h.update(name.encode() + file_identity(path / name).encode())
+    return h.hexdigest()
+
+
+def _session_id(stem: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("._") or "session"
+    sid, k = base, 2
+    while sid in taken:
+        sid, k = f"{base}_{k}", k + 1
+    taken.add(sid)
+    return sid
 
 
 @ncli_command("convert")
-def convert() -> None:
-    """Not implemented yet."""
-    raise NotImplementedError
+def convert(
+    inputs: Annotated[list[str], typer.Argument(
+        help="NWB files, .mat/.npz array files, or suite2p plane folders; one session each.",
+        show_default=False)],
+    bin_size: Annotated[Optional[float], typer.Option(
+        "--bin-size", help="Bin width in seconds. Default 0.02 (spikes); for --counts the data's bin width, "
+        "taken from --time when omitted; suite2p uses one bin per frame.", show_default=False)] = None,
+    counts: Annotated[Optional[list[str]], typer.Option(
+        "--counts", help="[arrays] Variable holding pre-binned counts (T x N or N x T). Repeat for several "
+        "sessions in one file.", show_default=False)] = None,
+    behavior: Annotated[Optional[list[str]], typer.Option(
+        "--behavior", help="[arrays] NAME=VAR[,VAR...][:COLS] behaviour at the same bins, e.g. "
+        "hand_velocity=handVel:0,1 (one VAR per --counts variable, or one for all).",
+        show_default=False)] = None,
+    time: Annotated[Optional[str], typer.Option(
+        "--time", help="[arrays] Variable with the bin start times (s).", show_default=False)] = None,
+    t_start: Annotated[Optional[float], typer.Option(
+        "--t-start", help="[arrays] Start time (s) of the first bin when there is no --time (default 0).",
+        show_default=False)] = None,
+    transpose: Annotated[Transpose, typer.Option(
+        "--transpose", help="[arrays] Counts orientation: auto (match the time/behaviour length), "
+        "no (rows are bins), yes (columns are bins).")] = Transpose.auto,
+    circular: Annotated[Optional[list[str]], typer.Option(
+        "--circular", help="[arrays] Behaviour NAME that is an angle in radians.", show_default=False)] = None,
+    spike_times: Annotated[Optional[str], typer.Option(
+        "--spike-times", help="[arrays] Variable with spike times (s), one per spike.", show_default=False)] = None,
+    spike_clusters: Annotated[Optional[str], typer.Option(
+        "--spike-clusters", help="[arrays] Variable with the unit/cluster id of each spike.",
+        show_default=False)] = None,
+    frame_rate: Annotated[Optional[float], typer.Option(
+        "--frame-rate", help="[suite2p] Imaging rate in Hz (required: ops.npy is a pickle and is not read).",
+        show_default=False)] = None,
+    all_rois: Annotated[bool, typer.Option(
+        "--all-rois", help="[suite2p] Keep every ROI, not only iscell == 1.")] = False,
+    allow_no_units: Annotated[bool, typer.Option(
+        "--allow-no-units", help="[NWB] Convert a file without a units table (behaviour and trials only).")] = False,
+    output: Output = None,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Convert recordings into one ncli store, one session per input.
+
+    \b
+    NWB:      ncli convert a.nwb b.nwb [--bin-size 0.02]
+    Arrays:   ncli convert FILE.mat|FILE.npz --counts VAR [--bin-size S]
+                  [--time VAR | --t-start S] [--behavior NAME=VAR[:COLS]] ... [--transpose auto|yes|no]
+              ncli convert FILE.npz --spike-times VAR --spike-clusters VAR [--bin-size S]
+    suite2p:  ncli convert path/to/plane0 --frame-rate HZ [--all-rois]
+
+    \b
+    Examples:
+      ncli convert m1_stevenson_2011.mat --counts spikes --time time --behavior hand_velocity=handVel:0,1
+      ncli convert s1_data.mat --counts spikes --bin-size 0.05 --behavior velocity=vel
+      ncli convert mihi_demo.mat --counts Ytr --counts Yte --bin-size 0.1 --behavior velocity=Xtr,Xte
+      ncli convert ephys_spikes.npz --spike-times spike_times --spike-clusters spike_clusters
+
+    NWB files are read with pynwb (never modified): units, electrode areas, every behaviour
+    series, trials, epochs and other interval tables. Counts matrices are oriented by matching
+    the length of --time or the --behavior variables. suite2p: dF/F of F - 0.7*Fneu over a
+    running baseline, stored as calcium counts. Prints the store location on stdout.
+    """
+    paths = [Path(p).expanduser() for p in inputs]
+    kinds = [_kind(p) for p in paths]
+    array_opts = {"--counts": counts, "--behavior": behavior, "--time": time, "--t-start": t_start,
+                  "--spike-times": spike_times, "--spike-clusters": spike_clusters, "--circular": circular}
+    given = [k for k, v in array_opts.items() if v]
+    if any(k in ("mat", "npz") for k in kinds):
+        if not counts and not spike_times:
+            raise UsageError("array files need --counts VAR or --spike-times VAR --spike-clusters VAR",
+                             str(paths[kinds.index("mat") if "mat" in kinds else kinds.index("npz")]),
+                             hint="see `ncli convert --help` and docs/commands/convert.md")
+        if counts and spike_times:
+            raise UsageError("give --counts or --spike-times, not both", "--counts")
+        if spike_times and not spike_clusters:
+            raise UsageError("--spike-times needs --spike-clusters", "--spike-clusters")
+        if spike_times and behavior:
+            raise UsageError("--behavior applies to --counts (behaviour at the same bins)", "--behavior")
+    elif given:
+        raise UsageError(f"{', '.join(given)} apply to .mat/.npz inputs only", given[0])
+    if (frame_rate is not None or all_rois) and "suite2p" not in kinds:
+        raise UsageError("--frame-rate and --all-rois apply to suite2p folders only", "--frame-rate")
+    if "suite2p" in kinds and frame_rate is None:
+        raise UsageError("suite2p folders need --frame-rate", str(paths[kinds.index("suite2p")]),
+                         hint="give the imaging rate in Hz, e.g. --frame-rate 30 (ncli does not read ops.npy, "
+                              "which is a pickle)")
+    if "suite2p" in kinds and bin_size is not None:
+        log.warning("--bin-size does not apply to suite2p folders (one bin per frame)")
+    if bin_size is not None and bin_size <= 0:
+        raise UsageError(f"--bin-size must be a positive number of seconds, got {bin_size}", "--bin-size")
+    spec = arr.ArraysSpec(counts=list(counts or []),
+                          behavior=[arr.parse_behavior_spec(b) for b in (behavior or [])],
+                          time=time, t_start=t_start, bin_size=bin_size, transpose=transpose.value,
+                          circular=list(circular or []), spike_times=spike_times, spike_clusters=spike_clusters)
+    names = [b.name for b in spec.behavior]
+    if len(set(names)) != len(names):
+        raise UsageError("--behavior names must be distinct", "--behavior")
+    for c in spec.circular:
+        if c not in names:
+            raise UsageError(f"--circular {c} names no --behavior", "--circular")
+
+    taken: set[str] = set()
+    plan: list[tuple[Path, str, list[str]]] = []
+    for p, kind in zip(paths, kinds):
+        stem = p.stem
+        if kind == "suite2p":  # suite2p/plane0 -> suite2p_plane0
+            folder = p.resolve()
+            stem = f"{folder.parent.name}_{folder.name}" if folder.name.startswith("plane") else folder.name
+        if kind in ("mat", "npz") and len(spec.counts) > 1:
+            sids = [_session_id(f"{stem}_{c}", taken) for c in spec.counts]
+        else:
+            sids = [_session_id(stem, taken)]
+        plan.append((p, kind, sids))
+    identity = [_identity(p, kind) for p, kind, _ in plan]
+    nwb_bin = bin_size if bin_size is not None else DEFAULT_BIN_SIZE
+    params = {
+        "bin_size": bin_size, "sessions": [s for _, _, sids in plan for s in sids], "kinds": kinds,
+        "counts": spec.counts, "behavior": list(behavior or []), "time": time, "t_start": t_start,
+        "transpose": spec.transpose, "circular": spec.circular, "spike_times": spike_times,
+        "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
+        "allow_no_units": allow_no_units,
+    }
+
+    def build(w: StoreWriter) -> None:
+        for (p, kind, sids), sha in zip(plan, identity):
+            try:
+                if kind == "nwb":
+                    grids = [convert_nwb(w, p, sids[0], bin_size=nwb_bin, sha256=sha,
+                                         allow_no_units=allow_no_units)]
+                elif kind == "suite2p":
+                    grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois,
+                                                 sha256=sha)]
+                elif spec.counts:
+                    grids = arr.convert_counts(w, arr.ArrayFile(p), sids, spec, sha256=sha)
+                else:
+                    grids = [arr.convert_spike_arrays(w, arr.ArrayFile(p), sids[0], spec, bin_size=nwb_bin,
+                                                      sha256=sha)]
+            except NcliError as err:
+                if not err.where:
+                    err.where = str(p)
+                raise
+            for sid, g in zip(sids, grids):
+                log.info("session %s: %d bins of %g s from %.6g s (%s)", sid, g.n_bins, g.bin_size, g.t_start,
+                         p.name)
+
+    write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
+                 no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)

@@ -68,6 +68,10 @@ class BehaviorSeries:
     circular : bool
         Angles in radians, interpolated on the circle.
     description : str
+    binned : bool
+        Resample onto the grid (``binned/behavior/<name>``, and its coverage
+        limits ``valid``). False stores the series at native sampling only, for
+        event series and series outside the binned range.
     """
 
     timestamps: Any
@@ -76,6 +80,7 @@ class BehaviorSeries:
     columns: list[str] = field(default_factory=list)
     circular: bool = False
     description: str = ""
+    binned: bool = True
 
 
 def spike_range(units: UnitsSource) -> tuple[float, float] | None:
@@ -239,7 +244,8 @@ def write_session(
         data = series.data
         native = w.group(f"{base}/behavior/{name}", {"unit": series.unit, "columns": list(series.columns),
                                                     "circular": bool(series.circular),
-                                                    "description": series.description})
+                                                    "description": series.description,
+                                                    "binned": bool(series.binned)})
         n = len(ts)
         d = int(np.prod(data.shape[1:])) if len(data.shape) > 1 else 1
         dt = w.create(f"{base}/behavior/{name}/data", (n, d), np.float64, unit=series.unit or None)
@@ -248,6 +254,8 @@ def write_session(
         for lo in range(0, n, rows):
             tt[lo : lo + rows] = np.asarray(ts[lo : lo + rows], dtype=np.float64)
             dt[lo : lo + rows] = np.asarray(data[lo : lo + rows], dtype=np.float64).reshape(-1, d)
+        if not series.binned:
+            continue
         values, covered = resample_to_grid(ts, data, grid, circular=series.circular, name=name)
         columns = list(series.columns) or [f"{name}_{i}" for i in range(d)]
         w.array(f"{base}/binned/behavior/{name}", values,

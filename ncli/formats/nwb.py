@@ -1,0 +1,580 @@
+"""Read NWB 2 files (HDF5) into an ncli session, lazily and read-only.
+
+The file is opened with pynwb in read mode and never modified. Large arrays
+stay on disk as h5py datasets: spike times are sliced one unit at a time
+through the units table's ``spike_times_index`` (a ragged array), and long
+behaviour series are read block by block by :func:`ncli.formats.session.write_session`.
+
+What is read
+------------
+- ``units``: ids (the table's ``id``), spike times, and the area of each unit:
+  the most common non-empty ``location`` of the unit's electrodes, else the
+  units table's own ``location`` column, else the location of the unit's
+  electrode group (its ``electrode_group`` column, or the group of its
+  electrodes), else ``''``.
+- behaviour: every ``TimeSeries``/``SpatialSeries`` in processing modules and
+  in ``acquisition``, bare or inside the behaviour containers ``Position``,
+  ``CompassDirection``, ``EyeTracking``, ``PupilTracking``,
+  ``BehavioralTimeSeries`` (continuous: resampled to bin centres) and
+  ``BehavioralEvents`` (events: native sampling only). A bare series with
+  integer or boolean values is an event/TTL code series and is stored at native
+  sampling only. ``CompassDirection`` series and series in radians (or
+  degrees, converted) are circular. Other types (``ElectricalSeries``, images,
+  optical physiology, annotations) are skipped with a log line.
+- ``trials`` -> ``trials/``; ``epochs`` and every other ``TimeIntervals`` table
+  -> ``intervals/<table>/``. Ragged string columns (such as ``tags``) are
+  joined with ``';'``; other ragged and compound columns are skipped with a
+  warning. Epochs also define ``binned/valid`` and the grid's range.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ncli.core.binning import Grid, RegularTimestamps
+from ncli.core.errors import DataError, NcliError
+from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
+
+log = logging.getLogger("ncli")
+
+#: Behaviour containers whose series are continuous signals (resampled to bin centres).
+CONTINUOUS_CONTAINERS = {"Position", "CompassDirection", "EyeTracking", "PupilTracking", "BehavioralTimeSeries"}
+#: Behaviour containers whose series are events (kept at native sampling only).
+EVENT_CONTAINERS = {"BehavioralEvents"}
+#: Bare series types read as behaviour.
+SERIES_TYPES = {"TimeSeries", "SpatialSeries"}
+#: Samples read at once when scanning timestamps or spike times.
+BLOCK = 1 << 20
+
+_RADIANS = {"radian", "radians", "rad"}
+_DEGREES = {"degree", "degrees", "deg"}
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_nwb_file(path: str | Path) -> None:
+    """Check that ``path`` is a readable NWB 2 (HDF5) file, without reading its data.
+
+    Raises
+    ------
+    DataError
+        Missing or empty file, not HDF5, HDF5 without the ``nwb_version``
+        attribute, or an HDF5 file that cannot be opened (truncated, corrupt).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError("input file not found", str(p))
+    if p.is_dir():
+        raise DataError("input is a directory, not an NWB file", str(p))
+    if p.stat().st_size == 0:
+        raise DataError("input file is empty", str(p))
+    if not h5py.is_hdf5(str(p)):
+        raise DataError("not an NWB file: not an HDF5 file", str(p),
+                        hint="ncli reads NWB 2 files stored as HDF5")
+    try:
+        with h5py.File(str(p), "r") as f:
+            version = f.attrs.get("nwb_version")
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise DataError(f"cannot read NWB file: the HDF5 file is truncated or corrupt ({_short(exc)})",
+                        str(p)) from None
+    if version is None:
+        raise DataError("not an NWB file: HDF5 file has no 'nwb_version' attribute", str(p))
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).replace("\n", " ").strip()
+    return f"{exc.__class__.__name__}: {msg[:200]}" if msg else exc.__class__.__name__
+
+
+def _str_array(values: Any) -> np.ndarray:
+    """Decode an array of bytes/str/objects into a numpy array of str."""
+    out = []
+    for v in np.asarray(values, dtype=object).ravel():
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", errors="replace")
+        out.append("" if v is None else str(v))
+    return np.array(out, dtype=str) if out else np.zeros(0, dtype=str)
+
+
+def _ntype(obj: Any) -> str:
+    return str(getattr(obj, "neurodata_type", type(obj).__name__))
+
+
+# ----------------------------------------------------------------------------- lazy views
+
+
+class _Scaled:
+    """Read-only view ``data * factor + offset`` of an on-disk dataset (sliced lazily)."""
+
+    def __init__(self, data: Any, factor: float, offset: float):
+        self.data, self.factor, self.offset = data, float(factor), float(offset)
+        self.shape = tuple(data.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item) -> np.ndarray:
+        return np.asarray(self.data[item], dtype=np.float64) * self.factor + self.offset
+
+
+def _scan_times(ts: Any, name: str, *, strict: bool) -> tuple[float, float, bool]:
+    """First and last finite sample time of a series, read block by block.
+
+    With ``strict``, NaN/infinite or non-increasing timestamps are a DataError.
+    Returns ``(first, last, monotonic)``.
+    """
+    n = len(ts)
+    if isinstance(ts, RegularTimestamps):
+        return ts.start, ts.start + (n - 1) / ts.rate, True
+    lo, hi, prev, monotonic = np.inf, -np.inf, -np.inf, True
+    for start in range(0, n, BLOCK):
+        t = np.asarray(ts[start : start + BLOCK], dtype=np.float64)
+        finite = np.isfinite(t)
+        if strict and not finite.all():
+            raise DataError(f"behaviour '{name}' has NaN or infinite timestamps")
+        if t.size and (t[0] <= prev or np.any(np.diff(t) <= 0)):
+            monotonic = False
+            if strict:
+                raise DataError(f"behaviour '{name}' has timestamps that are not strictly increasing",
+                                hint="sort the series by time and drop duplicate samples")
+        if t.size:
+            prev = t[-1]
+        if finite.any():
+            lo, hi = min(lo, float(t[finite].min())), max(hi, float(t[finite].max()))
+    return lo, hi, monotonic
+
+
+# ----------------------------------------------------------------------------- the reader
+
+
+class NwbReader:
+    """An NWB file opened read-only with pynwb; reads one session lazily.
+
+    Use as a context manager; the datasets it hands out are valid until exit.
+    pynwb/hdmf warnings raised while reading go to the debug log (stderr with
+    ``--debug``), never to stdout.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.nwb`` file.
+    allow_no_units : bool
+        Accept a file without a units table (behaviour-only session, no counts).
+
+    Raises
+    ------
+    DataError
+        The file is not a readable NWB file (see :func:`check_nwb_file`).
+    """
+
+    def __init__(self, path: str | Path, *, allow_no_units: bool = False):
+        self.path = str(path)
+        self.allow_no_units = allow_no_units
+        self._io = None
+        self.nwb = None
+        self._warn_ctx = None
+
+    def __enter__(self) -> "NwbReader":
+        check_nwb_file(self.path)
+        self._warn_ctx = warnings.catch_warnings(record=True)
+        self._warnings = self._warn_ctx.__enter__()
+        warnings.simplefilter("always")
+        try:
+            from pynwb import NWBHDF5IO
+
+            self._io = NWBHDF5IO(self.path, mode="r", load_namespaces=True)
+            self.nwb = self._io.read()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(exc, Exception):
+                raise
+            raise DataError(f"cannot read NWB file: {_short(exc)}", self.path,
+                            hint="the file may be truncated, corrupt or not valid NWB 2") from exc
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._io is not None:
+            try:
+                self._io.close()
+            except Exception:  # closing a broken file must not hide the first error
+                pass
+            self._io = None
+        if self._warn_ctx is not None:
+            for w in self._warnings:
+                log.debug("pynwb: %s", str(w.message).replace("\n", " "))
+            self._warn_ctx.__exit__(None, None, None)
+            self._warn_ctx = None
+        return False
+
+    # -- metadata
+    def attrs(self) -> dict[str, Any]:
+        """Session attributes: subject, species, start_time (ISO 8601), description, identifier."""
+        nwb = self.nwb
+        subject = nwb.subject
+        start = nwb.session_start_time
+        out = {
+            "subject": str(getattr(subject, "subject_id", "") or "") if subject is not None else "",
+            "species": str(getattr(subject, "species", "") or "") if subject is not None else "",
+            "start_time": start.isoformat() if start is not None else "",
+            "session_description": str(nwb.session_description or ""),
+            "identifier": str(nwb.identifier or ""),
+            "format": "NWB",
+        }
+        for key in ("session_id", "experiment_description", "lab", "institution"):
+            value = getattr(nwb, key, None)
+            if value:
+                out[key] = str(value)
+        try:
+            with h5py.File(self.path, "r") as f:
+                out["nwb_version"] = _str_array([f.attrs.get("nwb_version", "")])[0]
+        except OSError:
+            pass
+        return out
+
+    # -- units
+    def units(self) -> UnitsSource | None:
+        """The units table as a lazy :class:`UnitsSource` (None when absent and allowed).
+
+        Raises
+        ------
+        DataError
+            No units table (unless ``allow_no_units``), or no ``spike_times`` column.
+        """
+        table = self.nwb.units
+        if table is None or len(table.id) == 0:
+            if self.allow_no_units:
+                return None
+            raise DataError("no units table: the file holds no sorted spikes", self.path,
+                            hint="pass --allow-no-units to convert its behaviour and trials only")
+        if "spike_times" not in table.colnames:
+            raise DataError("units table has no 'spike_times' column", self.path)
+        n = len(table.id)
+        ids = _str_array(table.id.data[:])
+        col = table["spike_times"]
+        if hasattr(col, "target"):  # ragged: VectorIndex -> VectorData
+            ends = np.asarray(col.data[:], dtype=np.int64)
+            data = col.target.data
+        else:  # pragma: no cover - NWB always stores spike_times ragged
+            raise DataError("units table 'spike_times' column is not a ragged array", self.path)
+        if ends.shape != (n,):
+            raise DataError(f"units table has {n} ids but {ends.shape[0]} spike index entries", self.path)
+        starts = np.concatenate([[0], ends[:-1]])
+        total = len(data)
+        if n and (np.any(np.diff(ends) < 0) or ends[-1] > total or ends[0] < 0):
+            raise DataError("units table spike_times_index is inconsistent with spike_times", self.path)
+        self._spike_data = data
+
+        def spikes(u: int) -> np.ndarray:
+            return np.asarray(data[int(starts[u]) : int(ends[u])], dtype=np.float64)
+
+        return UnitsSource(ids=ids, areas=self._areas(table, n), spikes=spikes)
+
+    def spike_range(self) -> tuple[float, float] | None:
+        """(first, last) finite spike time over all units, read block by block."""
+        data = getattr(self, "_spike_data", None)
+        if data is None:
+            return None
+        lo, hi = np.inf, -np.inf
+        for start in range(0, len(data), BLOCK):
+            t = np.asarray(data[start : start + BLOCK], dtype=np.float64)
+            t = t[np.isfinite(t)]
+            if t.size:
+                lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+        return None if lo > hi else (lo, hi)
+
+    def _areas(self, table, n: int) -> np.ndarray:
+        areas = np.array([""] * n, dtype=object)
+        # 1. locations of each unit's electrodes (most common non-empty one)
+        if "electrodes" in table.colnames:
+            col = table["electrodes"]
+            if hasattr(col, "target"):  # ragged DynamicTableRegion
+                ends = np.asarray(col.data[:], dtype=np.int64)
+                region = col.target
+            else:
+                ends = np.arange(1, n + 1, dtype=np.int64)
+                region = col
+            rows = np.asarray(region.data[:], dtype=np.int64)
+            etable = getattr(region, "table", None) or self.nwb.electrodes
+            locs = self._electrode_locations(etable)
+            starts = np.concatenate([[0], ends[:-1]])
+            for u in range(n):
+                r = rows[starts[u] : ends[u]]
+                names = [locs[i] for i in r if 0 <= i < len(locs) and locs[i]]
+                if names:
+                    areas[u] = Counter(names).most_common(1)[0][0]
+        # 2. the units table's own 'location' column (non-standard but common)
+        if "location" in table.colnames and any(a == "" for a in areas):
+            try:
+                own = _str_array(table["location"].data[:])
+                for u in range(n):
+                    if not areas[u] and own[u]:
+                        areas[u] = own[u]
+            except Exception as exc:
+                log.debug("units 'location' column unreadable: %s", exc)
+        # 3. the unit's electrode group
+        if "electrode_group" in table.colnames and any(a == "" for a in areas):
+            data = table["electrode_group"].data
+            for u in range(n):
+                if not areas[u]:
+                    loc = getattr(data[u], "location", "") or ""
+                    areas[u] = str(loc)
+        return np.asarray(areas, dtype=str)
+
+    def _electrode_locations(self, etable) -> list[str]:
+        """Location of each electrode row: its own, else its electrode group's."""
+        if etable is None:
+            return []
+        m = len(etable.id)
+        locs = list(_str_array(etable["location"].data[:])) if "location" in etable.colnames else [""] * m
+        if "group" in etable.colnames and not all(locs):
+            data = etable["group"].data
+            cache: dict[str, str] = {}
+            for i in range(m):
+                if not locs[i]:
+                    g = data[i]
+                    key = getattr(g, "object_id", str(i))
+                    if key not in cache:
+                        cache[key] = str(getattr(g, "location", "") or "")
+                    locs[i] = cache[key]
+        return locs
+
+    # -- behaviour
+    def behavior(self) -> dict[str, tuple[BehaviorSeries, str]]:
+        """Every behaviour series: ``name -> (BehaviorSeries, kind)``, kind 'continuous' or 'events'.
+
+        ``BehaviorSeries.binned`` is True for continuous series; the caller
+        switches it off for series that do not overlap the grid.
+        """
+        found: list[tuple[str, str, Any, str]] = []  # (where, module, series, kind)
+        sources = [(f"processing/{m}", m, mod.data_interfaces) for m, mod in self.nwb.processing.items()]
+        sources.append(("acquisition", "acquisition", self.nwb.acquisition))
+        for where, module, interfaces in sources:
+            for iname, obj in interfaces.items():
+                t = _ntype(obj)
+                if t in CONTINUOUS_CONTAINERS or t in EVENT_CONTAINERS:
+                    children = getattr(obj, "spatial_series", None) or getattr(obj, "time_series", None) or {}
+                    kind = "events" if t in EVENT_CONTAINERS else "continuous"
+                    for s in children.values():
+                        found.append((f"{where}/{iname}/{s.name}", module, s, kind if t != "CompassDirection"
+                                      else "circular"))
+                elif t in SERIES_TYPES:
+                    dtype = getattr(obj.data, "dtype", None)
+                    if dtype is None or dtype.kind not in "fiub":
+                        log.info("skipped %s/%s (%s): values are not numeric", where, iname, t)
+                        continue
+                    found.append((f"{where}/{iname}", module, obj, "continuous" if dtype.kind == "f" else "events"))
+                else:
+                    log.info("skipped %s/%s (%s): not a behaviour series", where, iname, t)
+        out: dict[str, tuple[BehaviorSeries, str]] = {}
+        for where, module, s, kind in found:
+            name = s.name.replace("/", "_")
+            if name in out:
+                name = f"{module}_{name}"
+            k = 2
+            base = name
+            while name in out:
+                name, k = f"{base}_{k}", k + 1
+            series = self._series(s, where, kind, name)
+            if series is not None:
+                out[name] = (series, "events" if kind == "events" else "continuous")
+        return out
+
+    def _series(self, s, where: str, kind: str, name: str) -> BehaviorSeries | None:
+        data = s.data
+        if not hasattr(data, "shape") or not hasattr(data, "dtype") or data.dtype.kind not in "fiub":
+            log.info("skipped %s: values are not numeric", where)
+            return None
+        n = data.shape[0]
+        ts = s.timestamps
+        if ts is not None and hasattr(ts, "timestamps"):  # timestamps linked to another series
+            ts = ts.timestamps
+        if ts is None:
+            rate = s.rate
+            if rate is None:
+                log.warning("skipped %s: neither timestamps nor a sampling rate", where)
+                return None
+            ts = RegularTimestamps(float(s.starting_time or 0.0), float(rate), n)
+        if len(ts) != n:
+            raise DataError(f"behaviour '{name}' has {n} samples but {len(ts)} timestamps", where)
+        unit = str(getattr(s, "unit", "") or "")
+        factor = float(getattr(s, "conversion", 1.0) or 1.0)
+        offset = float(getattr(s, "offset", 0.0) or 0.0)
+        circular = kind == "circular" or unit.lower() in _RADIANS
+        if unit.lower() in _DEGREES and (kind == "circular" or "direction" in name.lower()):
+            factor, offset, unit, circular = factor * np.pi / 180.0, offset * np.pi / 180.0, "radians", True
+        if circular and unit.lower() not in _RADIANS:
+            unit = "radians"
+        if unit in ("NA", "n/a", "no unit"):
+            unit = ""
+        values = data if (factor == 1.0 and offset == 0.0 and data.dtype.kind == "f") else _Scaled(data, factor, offset)
+        columns: list[str] = []
+        d = int(np.prod(data.shape[1:])) if data.ndim > 1 else 1
+        if _ntype(s) == "SpatialSeries" and d <= 3 and not circular:
+            columns = ["x", "y", "z"][:d]
+        desc = str(getattr(s, "description", "") or "")
+        if desc == "no description":
+            desc = ""
+        return BehaviorSeries(timestamps=ts, data=values, unit=unit, columns=columns, circular=circular,
+                              description=f"{where}: {desc}" if desc else where,
+                              binned=kind != "events")
+
+    # -- tables
+    def tables(self) -> tuple[dict[str, np.ndarray] | None, dict[str, dict[str, np.ndarray]], np.ndarray | None]:
+        """``(trials, intervals, epochs)``: the trials table, every other interval table, epochs (E, 2) s."""
+        trials = None
+        intervals: dict[str, dict[str, np.ndarray]] = {}
+        epochs = None
+        seen: dict[str, Any] = {}
+        for name, table in (self.nwb.intervals or {}).items():
+            seen[name] = table
+        for name in ("trials", "epochs", "invalid_times"):
+            table = getattr(self.nwb, name, None)
+            if table is not None:
+                seen.setdefault(name, table)
+        for name, table in seen.items():
+            columns = self._read_table(table, name)
+            if not columns:
+                continue
+            if name == "trials":
+                trials = columns
+            else:
+                intervals[name.replace("/", "_")] = columns
+            if name == "epochs" and "start_time" in columns and "stop_time" in columns:
+                epochs = np.c_[np.asarray(columns["start_time"], dtype=np.float64),
+                               np.asarray(columns["stop_time"], dtype=np.float64)]
+                if epochs.size and not np.all(np.isfinite(epochs)):
+                    raise DataError("epochs table has NaN or infinite times", self.path)
+                if epochs.size and np.any(epochs[:, 1] < epochs[:, 0]):
+                    raise DataError("epochs table has an epoch that stops before it starts", self.path)
+        if trials is not None and not ("start_time" in trials and "stop_time" in trials):
+            raise DataError("trials table lacks start_time/stop_time", self.path)
+        return trials, intervals, epochs
+
+    def _read_table(self, table, tname: str) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for cname in table.colnames:
+            col = table[cname]
+            key = cname.replace("/", "_")
+            try:
+                if hasattr(col, "target"):  # ragged column
+                    target = col.target
+                    values = target.data[:] if hasattr(target.data, "__getitem__") else list(target.data)
+                    values = np.asarray(values)
+                    if values.dtype.kind in "OSU" and values.ndim == 1:
+                        ends = np.asarray(col.data[:], dtype=np.int64)
+                        starts = np.concatenate([[0], ends[:-1]])
+                        text = _str_array(values)
+                        out[key] = np.array([";".join(text[a:b]) for a, b in zip(starts, ends)], dtype=str)
+                    else:
+                        log.warning("table '%s': ragged column '%s' skipped (only ragged strings are kept)",
+                                    tname, cname)
+                    continue
+                data = col.data
+                values = np.asarray(data[:] if hasattr(data, "__getitem__") else list(data))
+                if values.dtype.names is not None or (values.dtype.kind == "O" and values.size and
+                                                      not isinstance(values.ravel()[0], (str, bytes))):
+                    log.warning("table '%s': column '%s' (%s) skipped: not numbers or strings",
+                                tname, cname, _ntype(col))
+                    continue
+                if values.dtype.kind in "OSU":
+                    values = _str_array(values).reshape(values.shape)
+                out[key] = values
+            except Exception as exc:  # a column we cannot interpret must not stop the conversion
+                log.warning("table '%s': column '%s' skipped (%s)", tname, cname, _short(exc))
+        return out
+
+
+# ----------------------------------------------------------------------------- one session
+
+
+def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256: str,
+                allow_no_units: bool = False) -> Grid:
+    """Read one NWB file and write it as ``sessions/<session_id>`` of the layer ``w``.
+
+    Parameters
+    ----------
+    w : StoreWriter
+        The layer being written.
+    path : str or Path
+        The NWB file (opened read-only).
+    session_id : str
+        Name of the session group.
+    bin_size : float
+        Bin width (s) of ``binned/``.
+    sha256 : str
+        SHA-256 of the file, recorded in the session's ``source`` attribute.
+    allow_no_units : bool
+        Convert a file without units (no ``binned/counts``).
+
+    Returns
+    -------
+    Grid
+        The session's time grid: the epochs' range when the file has epochs,
+        else first to last spike (behaviour's range without units).
+
+    Raises
+    ------
+    DataError
+        Not a readable NWB file, no units, invalid spike times or behaviour
+        timestamps, nothing to place a time grid on.
+    """
+    path = str(path)
+    with NwbReader(path, allow_no_units=allow_no_units) as rd:
+        try:
+            attrs = rd.attrs()
+            attrs["source"] = {"path": str(Path(path).resolve()), "sha256": sha256}
+            units = rd.units()
+            trials, intervals, epochs = rd.tables()
+            behavior = rd.behavior()
+            if units is None and not behavior and trials is None:
+                raise DataError("no units table and no behaviour: nothing to convert", path)
+            # the grid: epochs, else spikes, else (behaviour-only) the continuous series
+            ranges = {}
+            for name, (series, kind) in behavior.items():
+                ranges[name] = _scan_times(series.timestamps, name, strict=kind == "continuous")
+            if epochs is not None and len(epochs):
+                t_start, t_stop = float(epochs[:, 0].min()), float(epochs[:, 1].max())
+            else:
+                span = rd.spike_range() if units is not None else None
+                if span is not None:
+                    t_start, t_stop = span[0], span[1] + bin_size
+                else:
+                    cont = [r for n, r in ranges.items() if behavior[n][1] == "continuous" and r[0] <= r[1]]
+                    if not cont:
+                        raise DataError("cannot place the time grid: no spikes, no epochs and no "
+                                        "continuous behaviour", path)
+                    t_start, t_stop = min(r[0] for r in cont), max(r[1] for r in cont)
+            series_out: dict[str, BehaviorSeries] = {}
+            for name, (series, kind) in behavior.items():
+                first, last, monotonic = ranges[name]
+                if kind == "events":
+                    if not monotonic:
+                        log.warning("%s: event series '%s' has unordered timestamps; stored at native "
+                                    "sampling only", Path(path).name, name)
+                elif last < t_start or first > t_stop or first > last:
+                    log.warning("%s: behaviour '%s' [%.6g, %.6g] s does not overlap the binned range "
+                                "[%.6g, %.6g] s; stored at native sampling only",
+                                Path(path).name, name, first, last, t_start, t_stop)
+                    series.binned = False
+                series_out[name] = series
+            grid = write_session(w, session_id, units=units, bin_size=bin_size, t_start=t_start, t_stop=t_stop,
+                                 behavior=series_out, trials=trials, intervals=intervals, epochs=epochs,
+                                 attrs=attrs)
+        except NcliError as err:
+            if not err.where:
+                err.where = path
+            raise
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            raise DataError(f"cannot read NWB file: {_short(exc)}", path,
+                            hint="the file may be truncated, corrupt or not valid NWB 2") from exc
+    return grid
