@@ -1,4 +1,104 @@
-"""ncli simulate: ground-truth generators (placeholder)."""
+"""``ncli simulate``: ground-truth generators, one subcommand each.
+
+``ncli simulate lds`` writes a Poisson linear-dynamical-system population (see
+:class:`ncli.models.simulators.PoissonLDS`) as an ncli store, plus the ground
+truth (``latents/truth`` per session and ``models/truth``), and optionally as
+NWB files for the ``convert`` round trip. Later issues add generators here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
 import typer
 
-app = typer.Typer(help="Ground-truth generators.", no_args_is_help=True)
+from ncli.commands._common import (Debug, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
+                                   write_result)
+from ncli.core.errors import UsageError
+from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
+from ncli.formats.store import StoreWriter
+
+app = typer.Typer(help="Ground-truth generators: write a synthetic store with known structure.",
+                  no_args_is_help=True, rich_markup_mode=None)
+
+
+def nwb_paths(path: str, session_ids: list[str]) -> list[Path]:
+    """NWB file per session: ``PATH`` itself for one session, ``<stem>_<sid><suffix>`` for several."""
+    p = Path(path)
+    if len(session_ids) == 1:
+        return [p]
+    return [p.with_name(f"{p.stem}_{sid}{p.suffix or '.nwb'}") for sid in session_ids]
+
+
+def _units(sess) -> UnitsSource:
+    return UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u, s=sess: s.spike_times[u])
+
+
+def _behavior(sess) -> dict[str, BehaviorSeries]:
+    return {name: BehaviorSeries(timestamps=b["timestamps"], data=b["data"], unit=b["unit"],
+                                 columns=list(b["columns"]), description=f"simulated {name}")
+            for name, b in sess.behavior.items()}
+
+
+@app.command("lds")
+@ncli_command("simulate")
+def lds(
+    output: Output = None,
+    nwb: Annotated[Optional[str], typer.Option("--nwb", help="Also write the session(s) as NWB: PATH for one "
+                                               "session, PATH_<session>.nwb for several.")] = None,
+    units: Annotated[int, typer.Option("--units", help="Units per session (half 'M1', half 'PMd').")] = 60,
+    latent_dim: Annotated[int, typer.Option("--latent-dim", help="Latent dimension K.")] = 4,
+    duration: Annotated[float, typer.Option("--duration", help="Length of each session (s).")] = 600.0,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Simulation and store bin width (s).")] = 0.02,
+    baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Typical firing rate (Hz).")] = 5.0,
+    sessions: Annotated[int, typer.Option("--sessions", help="Number of sessions (shared dynamics, "
+                                          "different units).")] = 1,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Poisson linear dynamical system with a 2-d velocity read out from the latent.
+
+    Writes sessions sim0, sim1, ... with units, binned counts, behaviour
+    'velocity' (cm/s, 100 Hz), trials, the true latents (latents/truth) and
+    parameters (models/truth). Prints the store location.
+    """
+    from ncli.formats.nwb_writer import write_nwb
+    from ncli.models.simulators import PoissonLDS
+
+    sim = PoissonLDS(n_units=units, latent_dim=latent_dim, bin_size=bin_size, baseline_rate=baseline_rate,
+                     n_sessions=sessions, seed=seed).init_params()
+    sim_sessions = sim.sample(duration)
+    if nwb is not None:
+        targets = nwb_paths(nwb, [s.session_id for s in sim_sessions])
+        for target in targets:
+            if target.exists() and not overwrite:
+                raise UsageError("NWB output already exists", str(target), hint="pass --overwrite to replace it")
+
+    params = {"generator": "lds", "units": units, "latent_dim": latent_dim, "duration": duration,
+              "bin_size": bin_size, "baseline_rate": baseline_rate, "sessions": sessions, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for sess in sim_sessions:
+            write_session(w, sess.session_id, units=_units(sess), bin_size=sess.bin_size,
+                          t_start=float(sess.epochs[0, 0]), t_stop=float(sess.epochs[0, 1]),
+                          behavior=_behavior(sess), trials=sess.trials, epochs=sess.epochs,
+                          attrs={"subject": "sim", "species": "simulated",
+                                 "start_time": "2000-01-01T00:00:00+00:00",
+                                 "source": {"path": "ncli simulate lds", "sha256": ""}})
+            w.array(f"sessions/{sess.session_id}/latents/truth", sess.latents.astype(np.float32),
+                    attrs={"description": "true latent state of the simulation"})
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
+
+    if nwb is not None:
+        for sess, target in zip(sim_sessions, nwb_paths(nwb, [s.session_id for s in sim_sessions])):
+            write_nwb(target, session_id=sess.session_id, unit_ids=sess.ids, unit_areas=sess.areas,
+                      spike_times=sess.spike_times,
+                      behavior=sess.behavior, trials=sess.trials, epochs=sess.epochs,
+                      start_time="2000-01-01T00:00:00+00:00", overwrite=overwrite)
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
