@@ -121,6 +121,13 @@ def ncli_command(name: str) -> Callable:
             except Terminated:
                 print(f"ncli {name}: error: terminated; no output was written", file=sys.stderr)
                 raise typer.Exit(143) from None
+            except BrokenPipeError:
+                # the reader of our stdout went away (e.g. `ncli info | head`): exit like SIGPIPE
+                try:
+                    sys.stdout = open(os.devnull, "w")
+                except OSError:
+                    pass
+                raise typer.Exit(141) from None
             except MemoryError:
                 print(f"ncli {name}: error: out of memory", file=sys.stderr)
                 raise typer.Exit(1) from None
