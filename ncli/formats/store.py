@@ -21,6 +21,7 @@ import os
 import posixpath
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,33 @@ def _exists(location: str) -> bool:
 
     fs, path = fsspec.core.url_to_fs(location)
     return fs.exists(path)
+
+
+def _drain_zarr_io(timeout: float = 30.0) -> None:
+    """Wait for zarr's background I/O tasks to finish.
+
+    zarr runs its writes on an event loop in a separate thread. When Ctrl-C
+    interrupts the main thread in the middle of a write, those tasks keep
+    running and could re-create files in a directory we are about to remove.
+    """
+    try:
+        import asyncio
+
+        from zarr.core import sync as zsync
+
+        loop = zsync.loop[0]
+        if loop is None or not loop.is_running():
+            return
+
+        async def _wait_for_others() -> None:
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+
+        asyncio.run_coroutine_threadsafe(_wait_for_others(), loop).result(timeout + 1.0)
+    except Exception:  # best effort: cleanup below retries anyway
+        pass
 
 
 def _remove(location: str) -> None:
@@ -467,7 +495,7 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
             if self._build_location:
-                _remove(self._build_location)
+                self._discard()
             return False
         try:
             meta = dict(self.root.attrs["ncli"])
@@ -478,9 +506,18 @@ class StoreWriter:
             self._commit()
         except BaseException:
             if self._build_location and self._build_location != self.target:
-                _remove(self._build_location)
+                self._discard()
             raise
         return False
+
+    def _discard(self) -> None:
+        """Remove the partial build, after zarr's in-flight writes have finished."""
+        _drain_zarr_io()
+        for _ in range(20):
+            _remove(self._build_location)
+            if not _exists(self._build_location):
+                return
+            time.sleep(0.05)
 
     def _commit(self) -> None:
         if not is_local(self.target):
