@@ -45,9 +45,33 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    Parse errors (unknown option, bad value, missing argument) are reported as
+    one line, ``ncli <command>: error: <what>; hint: ...``, with exit code 2.
+    """
+    import sys
+
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = command.main(args=args, prog_name="ncli", standalone_mode=False)
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        path = ctx.command_path if ctx is not None else "ncli"
+        name = path.split(" ", 1)[1] if " " in path else ""
+        prefix = f"ncli {name}: " if name else "ncli: "
+        msg = str(exc.format_message()).replace("\n", " ").strip()
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stderr.write((ctx.get_help() if ctx is not None else msg) + "\n")
+            raise SystemExit(2) from None
+        sys.stderr.write(f"{prefix}error: {msg}; hint: see '{path} --help'\n")
+        raise SystemExit(exc.exit_code) from None
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        raise SystemExit(rv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,7 +92,7 @@ def test_smoothing_and_no_sqrt_change_the_features(tmp_path, monkeypatch):
                            "hint: choose one of: pca, fa"),
     (["--dim", "41"], "ncli embed: error: --dim 41 is larger than the number of units (40) in session 's0'"),
     (["--dim", "0"], "ncli embed: error: --dim must be a positive integer, got 0"),
-    (["--smooth", "-1"], "ncli embed: error: --smooth must be >= 0 seconds, got -1.0"),
+    (["--smooth", "-1"], "ncli embed: error: --smooth must be >= 0, got -1"),
 ])
 def test_bad_options_are_one_line_usage_errors(tmp_path, monkeypatch, args, message):
     monkeypatch.setenv("NCLI_CACHE", str(tmp_path / "cache"))

@@ -25,18 +25,21 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
+import numpy as np
 import typer
 
 from ncli import __version__
 from ncli.core import progress as _progress
 from ncli.core.errors import NcliError, StoreError, UsageError
 from ncli.formats.pipe import emit_location, read_location
-from ncli.formats.store import Store, StoreWriter, jsonable, normalize_location
+from ncli.formats.store import Store, StoreWriter, jsonable, normalize_location, validate
 
 log = logging.getLogger("ncli")
+_ORIGINAL_SHOWWARNING = warnings.showwarning
 
 # ----------------------------------------------------------------------------- option types
 
@@ -54,7 +57,7 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the run cache holds this result.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr; no progress bars.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same result.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0); the same seed gives the same result.")]
 Device = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda or auto.")]
 
 
@@ -90,6 +93,13 @@ def setup_logging(quiet: bool = False, debug: bool = False) -> None:
     logger.propagate = False
     logger.setLevel(logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO))
     _progress.configure(enabled=not quiet)
+    # Python warnings (numpy, sklearn, pynwb) become one line each on the same handler
+    warnings.showwarning = _show_warning if not debug else _ORIGINAL_SHOWWARNING
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message).replace("\n", " ").strip()
+    logging.getLogger("ncli").warning("warning: %s (%s)", text, category.__name__)
 
 
 def ncli_command(name: str) -> Callable:
@@ -152,9 +162,44 @@ def ncli_command(name: str) -> Callable:
 # ----------------------------------------------------------------------------- inputs
 
 
-def open_input(argument: str | None) -> Store:
-    """Resolve the STORE argument (or stdin) and open the store with its parents."""
-    return Store.open(read_location(argument))
+def open_input(argument: str | None, *, check: bool = True) -> Store:
+    """Resolve the STORE argument (or stdin) and open the store with its parents.
+
+    With ``check`` (the default) the store is validated against schema 1 first,
+    so a damaged or inconsistent store is one clear error instead of a failure
+    deep inside a model.
+
+    Raises
+    ------
+    UsageError
+        No store given and stdin is a terminal or empty.
+    StoreError
+        The store or a parent is missing, or the store fails validation.
+    """
+    store = Store.open(read_location(argument))
+    if check:
+        problems = validate(store)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"store does not match schema 1: {problems[0]}{more}", store.location,
+                             hint="`ncli info --check` lists every problem")
+    return store
+
+
+def finite(value: float | None, option: str, *, minimum: float | None = None, positive: bool = False,
+           maximum: float | None = None) -> float | None:
+    """Check a numeric option: finite, and within bounds when given (UsageError otherwise)."""
+    if value is None:
+        return None
+    if not np.isfinite(value):
+        raise UsageError(f"{option} must be a finite number, got {value}", option)
+    if positive and value <= 0:
+        raise UsageError(f"{option} must be > 0, got {value:g}", option)
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{option} must be >= {minimum:g}, got {value:g}", option)
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{option} must be <= {maximum:g}, got {value:g}", option)
+    return float(value)
 
 
 # ----------------------------------------------------------------------------- run cache
@@ -202,6 +247,7 @@ def write_result(
     no_cache: bool = False,
     inputs: list[str] | None = None,
     identity: list[str] | None = None,
+    protect: list[str] | None = None,
 ) -> str:
     """Build a new store layer and print its location (the one line of stdout).
 
@@ -221,6 +267,9 @@ def write_result(
         Input locations recorded in history (default: the parent's location).
     identity : list of str, optional
         Input identities for the cache key (default: the parent's id).
+    protect : list of str, optional
+        Further locations the output must never replace (the inputs, the
+        parent and its layers are always protected).
 
     Returns
     -------
@@ -234,7 +283,11 @@ def write_result(
         replace = overwrite
     else:
         directory = cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the run cache directory: {exc.strerror or exc}", str(directory),
+                             hint="set NCLI_CACHE to a writable directory, or pass -o") from None
         target = str(directory / f"{command}-{cache_key(command, params, identity)}.zarr")
         replace = True
         if not no_cache and Path(target).exists():
@@ -248,7 +301,7 @@ def write_result(
                 return target
     argv = sys.argv[1:] if os.path.basename(sys.argv[0]).startswith("ncli") else [command]
     with StoreWriter(target, parent=parent, command=command, argv=argv, params=params,
-                     inputs=inputs, overwrite=replace) as writer:
+                     inputs=inputs, overwrite=replace, protect=list(inputs) + list(protect or [])) as writer:
         build(writer)
     emit_location(target)
     return target

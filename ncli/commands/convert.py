@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ncli.commands._common import (Debug, NoCache, Output, Overwrite, Quiet, file_identity, ncli_command,
+from ncli.commands._common import (finite, Debug, NoCache, Output, Overwrite, Quiet, file_identity, ncli_command,
                                    write_result)
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats import arrays as arr
@@ -82,15 +82,15 @@ def _session_id(stem: str, taken: set[str]) -> str:
 def convert(
     inputs: Annotated[list[str], typer.Argument(
         help="NWB files, .mat/.npz array files, or suite2p plane folders; one session each.",
-        show_default=False)],
+        show_default=False, metavar="INPUT")],
     bin_size: Annotated[Optional[float], typer.Option(
         "--bin-size", help="Bin width in seconds. Default 0.02 (spikes); for --counts the data's bin width, "
         "taken from --time when omitted; suite2p uses one bin per frame.", show_default=False)] = None,
     counts: Annotated[Optional[list[str]], typer.Option(
-        "--counts", help="[arrays] Variable holding pre-binned counts (T x N or N x T). Repeat for several "
+        "--counts", metavar="VAR", help="[arrays] Variable holding pre-binned counts (T x N or N x T). Repeat for several "
         "sessions in one file.", show_default=False)] = None,
     behavior: Annotated[Optional[list[str]], typer.Option(
-        "--behavior", help="[arrays] NAME=VAR[,VAR...][:COLS] behaviour at the same bins, e.g. "
+        "--behavior", metavar="NAME=VAR", help="[arrays] NAME=VAR[,VAR...][:COLS] behaviour at the same bins, e.g. "
         "hand_velocity=handVel:0,1 (one VAR per --counts variable, or one for all).",
         show_default=False)] = None,
     time: Annotated[Optional[str], typer.Option(
@@ -102,7 +102,7 @@ def convert(
         "--transpose", help="[arrays] Counts orientation: auto (match the time/behaviour length), "
         "no (rows are bins), yes (columns are bins).")] = Transpose.auto,
     circular: Annotated[Optional[list[str]], typer.Option(
-        "--circular", help="[arrays] Behaviour NAME that is an angle in radians.", show_default=False)] = None,
+        "--circular", metavar="NAME", help="[arrays] Behaviour NAME that is an angle in radians.", show_default=False)] = None,
     spike_times: Annotated[Optional[str], typer.Option(
         "--spike-times", help="[arrays] Variable with spike times (s), one per spike.", show_default=False)] = None,
     spike_clusters: Annotated[Optional[str], typer.Option(
@@ -168,8 +168,9 @@ def convert(
                               "which is a pickle)")
     if "suite2p" in kinds and bin_size is not None:
         log.warning("--bin-size does not apply to suite2p folders (one bin per frame)")
-    if bin_size is not None and bin_size <= 0:
-        raise UsageError(f"--bin-size must be a positive number of seconds, got {bin_size}", "--bin-size")
+    finite(bin_size, "--bin-size", positive=True)
+    finite(t_start, "--t-start")
+    finite(frame_rate, "--frame-rate", positive=True)
     spec = arr.ArraysSpec(counts=list(counts or []),
                           behavior=[arr.parse_behavior_spec(b) for b in (behavior or [])],
                           time=time, t_start=t_start, bin_size=bin_size, transpose=transpose.value,

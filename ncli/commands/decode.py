@@ -81,6 +81,8 @@ def _select_columns(spec: list[str] | None, columns: list[str], target: str) -> 
         else:
             raise UsageError(f"unknown column '{c}' of '{target}'", "--target",
                              hint=f"columns: {', '.join(columns)}")
+    if len(set(picked)) != len(picked):
+        raise UsageError(f"the same column is chosen twice in --target '{target}[{','.join(spec)}]'", "--target")
     return picked
 
 
@@ -198,6 +200,10 @@ def decode(
         if name not in names:
             raise UsageError(f"unknown target '{name}'", f"session {sid}",
                              hint=f"behaviours: {', '.join(names) or '(none)'}")
+        n_bins = src.array(f"sessions/{sid}/binned/behavior/{name}").shape[0]
+        if lags >= n_bins // 2:
+            raise UsageError(f"--lags {lags} is too long for session {sid} ({n_bins} bins)", "--lags",
+                             hint="lags are counted in bins; use fewer than half the session")
         if latents and not src.is_array(f"sessions/{sid}/latents/{latents}"):
             avail = src.children(f"sessions/{sid}/latents")
             raise UsageError(f"unknown latents '{latents}'", f"session {sid}",

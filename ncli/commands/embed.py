@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from ncli import __version__
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
+from ncli.commands._common import (finite, Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
                                    ncli_command, open_input, write_result)
 from ncli.core.errors import DataError, UsageError
 from ncli.core.features import smooth as smooth_counts
@@ -41,6 +41,11 @@ def session_features(src: Store, sid: str, *, sqrt: bool, smooth_s: float) -> tu
         np.ones(counts.shape[0], dtype=bool)
     kind = src.attrs(base).get("kind", "counts")
     X = sqrt_counts(counts) if (sqrt and kind != "calcium") else counts
+    bin_size = float(src.attrs(base)["bin_size_s"])
+    if smooth_s > 0 and smooth_s > 0.25 * counts.shape[0] * bin_size:
+        raise UsageError(f"--smooth {smooth_s} s is longer than a quarter of session {sid} "
+                         f"({counts.shape[0] * bin_size:.6g} s)", "--smooth",
+                         hint="the kernel SD is in seconds, e.g. --smooth 0.05")
     if smooth_s > 0:
         X = smooth_counts(X, smooth_s, float(src.attrs(base)["bin_size_s"]), valid)
     valid = valid & np.all(np.isfinite(X), axis=1)
@@ -72,8 +77,7 @@ def embed(
     choice(method, METHODS, "--method")
     if dim < 1:
         raise UsageError(f"--dim must be a positive integer, got {dim}", "--dim")
-    if smooth < 0:
-        raise UsageError(f"--smooth must be >= 0 seconds, got {smooth}", "--smooth")
+    finite(smooth, "--smooth", minimum=0.0)
     src = open_input(store)
     sessions = src.sessions()
     if not sessions:

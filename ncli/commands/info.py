@@ -136,9 +136,9 @@ def render(d: dict[str, Any], *, history: bool = True) -> str:
             b = s["binned"]
             kind = "" if b["kind"] == "counts" else f", {b['kind']}"
             vf = f", {100 * b['valid_fraction']:.1f}% valid" if "valid_fraction" in b else ""
-            lines.append(f"  binned: {b['n_bins']} bins x {b['n_units']} units, {b['bin_size_s']} s bins, "
+            lines.append(f"  binned: {b['n_bins']} bins x {b['n_units']} units, {b['bin_size_s']:.6g} s bins, "
                          f"{b['duration_s']:.1f} s from t = {b['t_start_s']:.3f} s{vf}{kind}")
-        if "n_spikes" in s:
+        if s.get("n_spikes"):
             lines.append(f"  spikes: {s['n_spikes']}")
         for name, beh in s["behavior"].items():
             cols = ", ".join(beh.get("columns") or [])
@@ -189,7 +189,7 @@ def info(
 ) -> None:
     """Show a store: layers, sessions, arrays (shape, dtype, unit), behaviour, trial tables,
     models with their metrics, and the history of commands that made it."""
-    src = open_input(store)
+    src = open_input(store, check=False)  # info must show a damaged store, not refuse it
     d = describe(src, check=check)
     if as_json:
         sys.stdout.write(json.dumps(d, indent=2) + "\n")

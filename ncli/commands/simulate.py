@@ -8,17 +8,18 @@ NWB files for the ``convert`` round trip. Later issues add generators here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
-from ncli.commands._common import (Debug, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
+from ncli.commands._common import (finite, Debug, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
                                    write_result)
 from ncli.core.errors import UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
-from ncli.formats.store import StoreWriter
+from ncli.formats.store import StoreWriter, normalize_location
 
 app = typer.Typer(help="Ground-truth generators: write a synthetic store with known structure.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -70,14 +71,26 @@ def lds(
     from ncli.formats.nwb_writer import write_nwb
     from ncli.models.simulators import PoissonLDS
 
+    finite(duration, "--duration")
+    finite(bin_size, "--bin-size")
+    finite(baseline_rate, "--baseline-rate")
+    if output is not None and nwb is not None:
+        out_loc = normalize_location(output)
+        for target in nwb_paths(nwb, [f"sim{i}" for i in range(sessions)]):
+            if str(target.resolve()) == out_loc:
+                raise UsageError("--nwb and -o name the same path", str(target))
+    if output is not None and Path(output).exists() and not overwrite:
+        raise UsageError("output already exists", normalize_location(output), hint="pass --overwrite to replace it")
+    if nwb is not None:
+        for target in nwb_paths(nwb, [f"sim{i}" for i in range(sessions)]):
+            if not target.resolve().parent.is_dir():
+                raise UsageError("NWB output directory does not exist", str(target.resolve().parent))
+            if target.exists() and not overwrite:
+                raise UsageError("NWB output already exists", str(target), hint="pass --overwrite to replace it")
+
     sim = PoissonLDS(n_units=units, latent_dim=latent_dim, bin_size=bin_size, baseline_rate=baseline_rate,
                      n_sessions=sessions, seed=seed).init_params()
     sim_sessions = sim.sample(duration)
-    if nwb is not None:
-        targets = nwb_paths(nwb, [s.session_id for s in sim_sessions])
-        for target in targets:
-            if target.exists() and not overwrite:
-                raise UsageError("NWB output already exists", str(target), hint="pass --overwrite to replace it")
 
     params = {"generator": "lds", "units": units, "latent_dim": latent_dim, "duration": duration,
               "bin_size": bin_size, "baseline_rate": baseline_rate, "sessions": sessions, "seed": seed}
@@ -93,12 +106,19 @@ def lds(
             w.array(f"sessions/{sess.session_id}/latents/truth", sess.latents.astype(np.float32),
                     attrs={"description": "true latent state of the simulation"})
         sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
-
-    if nwb is not None:
-        for sess, target in zip(sim_sessions, nwb_paths(nwb, [s.session_id for s in sim_sessions])):
-            write_nwb(target, session_id=sess.session_id, unit_ids=sess.ids, unit_areas=sess.areas,
-                      spike_times=sess.spike_times,
-                      behavior=sess.behavior, trials=sess.trials, epochs=sess.epochs,
-                      start_time="2000-01-01T00:00:00+00:00", overwrite=overwrite)
+        if nwb is not None:
+            # written last, inside the store's transaction: a failure leaves neither output
+            for sess, target in zip(sim_sessions, nwb_paths(nwb, [s.session_id for s in sim_sessions])):
+                partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+                try:
+                    write_nwb(partial, session_id=sess.session_id, unit_ids=sess.ids, unit_areas=sess.areas,
+                              spike_times=sess.spike_times,
+                              behavior=sess.behavior, trials=sess.trials, epochs=sess.epochs,
+                              start_time="2000-01-01T00:00:00+00:00", overwrite=True)
+                    os.replace(partial, target)
+                finally:
+                    if partial.exists():
+                        partial.unlink()
+    # the NWB files are written by build(): a cache hit would skip them
     write_result("simulate", parent=None, params=params, build=build, output=output,
-                 overwrite=overwrite, no_cache=no_cache)
+                 overwrite=overwrite, no_cache=no_cache or nwb is not None)

@@ -15,6 +15,8 @@ import numpy as np
 
 from ncli.core.errors import DataError
 
+#: Largest time grid accepted (bins); 1e8 bins of 1 ms is more than a day.
+MAX_BINS = 100_000_000
 #: Samples read at once when resampling a long behaviour series.
 SAMPLE_BLOCK = 1 << 20
 
@@ -50,7 +52,11 @@ class Grid:
             raise DataError(f"bin size must be a positive number of seconds, got {bin_size}")
         if not (np.isfinite(t_start) and np.isfinite(t_stop)):
             raise DataError(f"recording range [{t_start}, {t_stop}] s is not finite")
-        n = int(np.floor((t_stop - t_start) / bin_size + 1e-9))
+        n_float = np.floor((t_stop - t_start) / bin_size + 1e-9)
+        if n_float > MAX_BINS:
+            raise DataError(f"{bin_size} s bins over [{t_start:.6g}, {t_stop:.6g}] s would make {n_float:.3g} bins "
+                            f"(more than {MAX_BINS:.0e})", hint="use a larger --bin-size")
+        n = int(n_float)
         if n < 1:
             raise DataError(f"recording range [{t_start:.6g}, {t_stop:.6g}] s is shorter than one {bin_size} s bin")
         return cls(float(t_start), float(bin_size), n)

@@ -359,6 +359,10 @@ def convert_counts(w, af: ArrayFile, session_ids: list[str], spec: ArraysSpec, *
                              "variables", "--behavior", hint="give one variable, or one per --counts variable")
     for i, (cvar, sid) in enumerate(zip(spec.counts, session_ids)):
         raw = af.get(cvar)
+        if np.squeeze(np.asarray(raw)).ndim != 2:
+            raise DataError(f"counts variable '{cvar}' has shape {np.shape(raw)}; expected a 2-d bins x units "
+                            "matrix", str(af.path),
+                            hint="for one spike time per entry use --spike-times VAR --spike-clusters VAR")
         beh = [(b, b.variables[i if len(b.variables) == k else 0]) for b in spec.behavior]
         beh_arrays = [(var, af.get(var)) for _, var in beh]
         time = af.get(spec.time) if spec.time else None
@@ -388,7 +392,7 @@ def convert_counts(w, af: ArrayFile, session_ids: list[str], spec: ArraysSpec, *
                     raise DataError(f"behaviour '{b.name}': column {max(b.columns)} out of range for '{var}' "
                                     f"with {values.shape[1]} columns")
                 values = values[:, b.columns]
-            cols = [f"{var}_{c}" for c in (b.columns or range(values.shape[1]))]
+            cols = [f"{b.name}_{c}" for c in (b.columns or range(values.shape[1]))]
             behavior[b.name] = BehaviorSeries(centres, values, unit="", columns=cols,
                                               circular=b.name in spec.circular,
                                               description=f"variable '{var}' at bin centres")

@@ -118,6 +118,19 @@ def _remove(location: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def looks_like_store(location: str) -> bool:
+    """True when ``location`` holds a Zarr group with an ``ncli`` root attribute."""
+    try:
+        if is_local(location):
+            p = _local_path(location)
+            if not (p.is_dir() and (p / "zarr.json").is_file()):
+                return False
+        group = zarr.open_group(str(_local_path(location)) if is_local(location) else location, mode="r")
+        return isinstance(group.attrs.get("ncli"), dict)
+    except Exception:
+        return False
+
+
 def chunk_rows(row_shape: tuple[int, ...], itemsize: int, target: int = CHUNK_BYTES) -> int:
     """Number of leading-axis rows per chunk so a chunk holds about ``target`` bytes."""
     per_row = max(1, int(np.prod(row_shape, dtype=np.int64)) * itemsize)
@@ -430,12 +443,17 @@ class StoreWriter:
     command, argv, params, inputs
         Recorded in the history entry this layer appends.
     overwrite : bool
-        Replace an existing target. Without it an existing target is an error.
+        Replace an existing target, which must be an ncli store. Without it an
+        existing target is an error.
+    protect : list of str, optional
+        Further locations (input files, stores) the output must never replace.
 
     Raises
     ------
     UsageError
-        The target exists and ``overwrite`` is false, or target is the parent itself.
+        The target exists and ``overwrite`` is false; the target exists and is
+        not an ncli store; the target is (or contains) the parent, one of its
+        layers or a protected input; the target's directory does not exist.
     """
 
     def __init__(
@@ -448,8 +466,10 @@ class StoreWriter:
         params: dict | None = None,
         inputs: list[str] | None = None,
         overwrite: bool = False,
+        protect: list[str] | None = None,
     ):
         self.target = normalize_location(target)
+        self.protect = list(protect or [])
         self.parent = parent
         self.command = command
         self.overwrite = overwrite
@@ -460,15 +480,9 @@ class StoreWriter:
 
     # -- context management
     def __enter__(self) -> "StoreWriter":
-        if self.parent is not None and any(l.location == self.target for l in self.parent.layers):
-            raise UsageError("output would overwrite its own input", self.target,
-                             hint="choose another -o location")
-        if _exists(self.target) and not self.overwrite:
-            raise UsageError("output already exists", self.target, hint="pass --overwrite to replace it")
+        self._check_target()
         if is_local(self.target):
             tgt = _local_path(self.target)
-            if not tgt.parent.exists():
-                raise UsageError("output directory does not exist", str(tgt.parent))
             self._build_location = str(tgt.parent / f".{tgt.name}.partial-{uuid.uuid4().hex[:12]}")
         else:
             if _exists(self.target):
@@ -483,6 +497,32 @@ class StoreWriter:
         }
         self.root.attrs["ncli"] = meta
         return self
+
+    def _check_target(self) -> None:
+        """Refuse targets that would destroy an input or something that is not a store."""
+        protected = list(self.protect)
+        if self.parent is not None:
+            protected += [layer.location for layer in self.parent.layers]
+        for loc in protected:
+            loc = normalize_location(loc)
+            if loc == self.target:
+                raise UsageError("output would overwrite its own input", self.target,
+                                 hint="choose another -o location")
+            if is_local(loc) and is_local(self.target):
+                inside = _local_path(loc)
+                if _local_path(self.target) in inside.parents:
+                    raise UsageError("output would replace a folder that holds an input", self.target,
+                                     hint="choose another -o location")
+        if _exists(self.target):
+            if not self.overwrite:
+                raise UsageError("output already exists", self.target, hint="pass --overwrite to replace it")
+            if not looks_like_store(self.target):
+                raise UsageError("refusing to replace something that is not an ncli store", self.target,
+                                 hint="--overwrite only replaces stores; choose another -o location")
+        if is_local(self.target):
+            tgt = _local_path(self.target)
+            if not tgt.parent.is_dir():
+                raise UsageError("output directory does not exist", str(tgt.parent))
 
     def _parent_reference(self) -> str | None:
         if self.parent is None:
