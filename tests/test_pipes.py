@@ -180,3 +180,23 @@ def test_info_check_fails_on_an_invalid_store(tmp_path):
     assert res.exit_code == 1
     assert "latents/bad: shape (3, 2)" in res.stdout
     assert "does not match schema 1" in one_error_line(res.stderr, "info")
+
+
+def test_acceptance_pipe_on_the_real_m1_recording(tmp_path, shared_data):
+    """`ncli convert m1.nwb --bin-size 0.05 | ncli decode --method ridge --target hand_velocity --lags 6`."""
+    nwb = shared_data / "monkey_reach" / "m1_stevenson_2011.nwb"
+    env = dict(os.environ, NCLI_CACHE=str(tmp_path / "cache"))
+    cmd = " ".join(NCLI)
+    proc = subprocess.run(f"{cmd} convert '{nwb}' --bin-size 0.05 | "
+                          f"{cmd} decode --method ridge --target hand_velocity --lags 6",
+                          shell=True, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip()
+    assert len(proc.stdout.splitlines()) == 1
+    store = Store.open(out)
+    (sid,) = store.sessions()
+    metrics = store.attrs(f"sessions/{sid}/predictions/ridge_hand_velocity")["metrics"]
+    assert metrics["n_folds"] == 5
+    r2_xy = np.mean(metrics["r2"][:2])
+    assert r2_xy >= 0.70, metrics
+    assert abs(r2_xy - 0.76) < 0.03  # the known value for ridge on sqrt counts with 6 lags
