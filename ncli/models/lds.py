@@ -84,9 +84,12 @@ def _sym(M: np.ndarray) -> np.ndarray:
 def _floor_eig(M: np.ndarray, floor: float) -> np.ndarray:
     """Symmetric ``M`` with its eigenvalues raised to at least ``floor`` (> 0)."""
     M = _sym(M)
-    w, V = np.linalg.eigh(M)
-    if w.min() >= floor:
+    try:  # cheap test: all eigenvalues >= floor  <=>  M - floor I is positive definite
+        np.linalg.cholesky(M - floor * np.eye(M.shape[0]))
         return M
+    except np.linalg.LinAlgError:
+        pass
+    w, V = np.linalg.eigh(M)
     return _sym((V * np.maximum(w, floor)) @ V.T)
 
 
@@ -613,6 +616,13 @@ class LinearDynamicalSystem(Estimator):
             subspace identification can deliver.
         """
         self._check()
+        from threadpoolctl import threadpool_limits
+
+        # the matrices are small: one BLAS thread is fastest and avoids oversubscription
+        with threadpool_limits(limits=1):
+            return self._fit(Y)
+
+    def _fit(self, Y) -> "LinearDynamicalSystem":
         seqs = _as_sequences(Y)
         obs = [np.all(np.isfinite(s), axis=1) for s in seqs]
         n_obs = int(sum(int(o.sum()) for o in obs))
@@ -624,22 +634,20 @@ class LinearDynamicalSystem(Estimator):
         rows = np.concatenate([s[o] for s, o in zip(seqs, obs)])
         r_floor = float(self.min_var) * max(float(rows.var(axis=0).mean()), 1e-300)
         q_floor = float(self.min_var) * max(float(np.trace(params.P0)) / K, 1e-300)
-        self._floors = (q_floor, r_floor)
         if self.obs_noise == "diag":
             params.R = np.diag(np.diag(params.R))
         params.R = _floor_eig(params.R, r_floor)
         params.Q = _floor_eig(params.Q, q_floor)
         params.P0 = _floor_eig(params.P0, q_floor)
-        curve = [self._loglik(seqs, obs, params)]
         self.n_iter_, self.converged_ = 0, False
-        if self.method == "em":
+        if self.method == "ssid":
+            curve = [self._loglik(seqs, obs, params)]
+        else:
+            curve = []
             for it in range(int(self.max_iter)):
-                params, ll_old = self._em_step(seqs, obs, params, q_floor, r_floor)
                 # the E-step of iteration k evaluates the likelihood of the parameters of iteration k-1
-                if it == 0:
-                    curve[0] = ll_old
-                else:
-                    curve.append(ll_old)
+                params, ll_old = self._em_step(seqs, obs, params, q_floor, r_floor)
+                curve.append(ll_old)
                 self.n_iter_ = it + 1
                 if it > 0 and abs(curve[-1] - curve[-2]) <= float(self.tol) * abs(curve[-2]):
                     self.converged_ = True
@@ -761,9 +769,12 @@ class LinearDynamicalSystem(Estimator):
         ------
         NotFittedError, DataError
         """
+        from threadpoolctl import threadpool_limits
+
         p = self._params()
         seqs = _as_sequences(Y, n_features=p.C.shape[0])
-        return [_run(s, np.all(np.isfinite(s), axis=1), p, smooth=True) for s in seqs]
+        with threadpool_limits(limits=1):
+            return [_run(s, np.all(np.isfinite(s), axis=1), p, smooth=True) for s in seqs]
 
     def forecast(self, Y, max_k: int = 4) -> np.ndarray:
         """k-step-ahead output forecasts from the causal (filtered) state.
@@ -849,9 +860,7 @@ def forecast_r2(model: LinearDynamicalSystem, sequences: Sequence[np.ndarray], e
     """
     from ncli.core.metrics import r2_score
 
-    res = []
-    for k in range(max_k):
-        res.append(([], []))
+    res: list[tuple[list, list]] = [([], []) for _ in range(max_k)]
     for Y, ev in zip(sequences, evaluate):
         Y = np.asarray(Y, dtype=np.float64)
         F = model.forecast(Y, max_k)
