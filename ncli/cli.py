@@ -32,13 +32,14 @@ def _root(
 
 
 def _register() -> None:
-    from ncli.commands import convert, decode, embed, export, fit_lds, info, simulate
+    from ncli.commands import align, convert, decode, embed, export, fit_lds, info, simulate
 
     app.command("convert")(convert.convert)
     app.command("info")(info.info)
     app.command("export")(export.export)
     app.command("embed")(embed.embed)
     app.command("decode")(decode.decode)
+    app.command("align")(align.align)
     app.command("fit-lds")(fit_lds.fit_lds)
     app.add_typer(simulate.app, name="simulate")
 

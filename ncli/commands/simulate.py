@@ -122,3 +122,56 @@ def lds(
     # the NWB files are written by build(): a cache hit would skip them
     write_result("simulate", parent=None, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache or nwb is not None)
+
+
+@app.command("candy")
+@ncli_command("simulate")
+def candy(
+    output: Output = None,
+    sessions: Annotated[int, typer.Option("--sessions", help="Number of sessions (each with 30-80 units, "
+                                          "no unit correspondence).")] = 4,
+    bins: Annotated[int, typer.Option("--bins", help="Bins per session.")] = 3000,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Bin width (s).")] = 0.05,
+    noise: Annotated[str, typer.Option("--noise", help="Observation noise: poisson or gaussian.")] = "poisson",
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Shared 4-d LDS observed by several sessions through random nonlinear readouts (CANDY setting).
+
+    Writes sessions sim0, sim1, ... with pre-binned counts, behaviour 'velocity'
+    (cm/s, a linear readout of the latent), the true latents (latents/truth)
+    and parameters with the true eigenvalues (models/truth). Prints the store location.
+    """
+    from ncli.models.simulators import CandySimulator
+
+    sim = CandySimulator(n_sessions=sessions, n_bins=bins, bin_size=bin_size, noise=noise,
+                         seed=seed).init_params()
+    sim_sessions = sim.sample()
+    params = {"generator": "candy", "sessions": sessions, "bins": bins, "bin_size": bin_size,
+              "noise": noise, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for sess in sim_sessions:
+            sid, counts = sess["session_id"], sess["counts"]
+            T = counts.shape[0]
+            centres = (np.arange(T) + 0.5) * bin_size
+            n = counts.shape[1]
+            write_session(w, sid, units=UnitsSource(ids=np.array([str(i) for i in range(n)]),
+                                                    areas=np.array([""] * n),
+                                                    spikes=lambda u: np.zeros(0)),
+                          bin_size=bin_size, t_start=0.0, counts=counts,
+                          behavior={"velocity": BehaviorSeries(timestamps=centres, data=sess["velocity"],
+                                                               unit="cm/s", columns=["x", "y"],
+                                                               description="simulated velocity")},
+                          attrs={"subject": "sim", "species": "simulated",
+                                 "start_time": "2000-01-01T00:00:00+00:00",
+                                 "source": {"path": "ncli simulate candy", "sha256": ""}})
+            w.array(f"sessions/{sid}/latents/truth", sess["latents"].astype(np.float32),
+                    attrs={"description": "true latent state of the simulation"})
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s["session_id"] for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)

@@ -35,7 +35,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ncli import __version__
 from ncli.core.errors import DataError, UsageError
 from ncli.core.metrics import r2_score
 from ncli.models.base import Estimator, _json, check_array, check_fitted
@@ -486,7 +485,8 @@ class CANDY(Estimator):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                acc += [float(l_rnc.detach()), float(l_dyn.detach()), float(recon.detach()) if decoders is not None else 0.0]
+                acc += [float(l_rnc.detach()), float(l_dyn.detach()),
+                        float(recon.detach()) if decoders is not None else 0.0]
             history[epoch] = acc / steps
             log.debug("candy epoch %d: rnc %.4f dyn %.4f recon %.4f", epoch + 1, *history[epoch])
         self.epoch_seconds_ = (time.perf_counter() - t0) / self.epochs
