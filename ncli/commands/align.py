@@ -82,7 +82,7 @@ def align(
     encoder: Annotated[str, typer.Option("--encoder", help="Per-session encoder: mlp or linear.")] = "mlp",
     hidden: Annotated[str, typer.Option("--hidden", help="MLP hidden sizes, comma-separated.")] = "64,16",
     smooth: Annotated[float, typer.Option("--smooth", help="Gaussian kernel SD (s) applied to the sqrt "
-                                          "counts; 0 = none.")] = 0.0,
+                                          "counts; 0 = none.")] = 0.1,
     temperature: Annotated[float, typer.Option("--temperature", help="Rank-N-Contrast temperature.")] = 0.5,
     dynamics: Annotated[bool, typer.Option("--dynamics/--no-dynamics", help="Learn the shared LDS jointly "
                                            "(Kalman filter, k-step prediction loss).")] = True,
@@ -94,7 +94,7 @@ def align(
     window: Annotated[int, typer.Option("--window", help="Bins per training window.")] = 32,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per mini-batch (over all "
                                             "sessions).")] = 16,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 20,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 50,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 3e-3,
     refit_steps: Annotated[int, typer.Option("--refit-steps", help="LDS-only steps after training.")] = 300,
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Leading fraction of each "
