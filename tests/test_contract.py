@@ -144,3 +144,37 @@ def test_python_warnings_become_single_lines(workdir):
         capture_output=True, text=True)
     assert proc.stderr.strip() == "warning: first line second line (RuntimeWarning)"
     warnings.resetwarnings()
+
+
+def test_cache_never_answers_for_a_copied_store(workdir):
+    first = runner.invoke(app, ["embed", "s.zarr", "--dim", "2"])
+    assert first.exit_code == 0, first.stderr
+    shutil.copytree(workdir / "s.zarr", workdir / "copy.zarr")  # same layer id, another store
+    second = runner.invoke(app, ["embed", "copy.zarr", "--dim", "2"])
+    assert second.exit_code == 0
+    assert second.stdout.strip() != first.stdout.strip()
+    assert Store.open(second.stdout.strip()).layers[1].location == str(workdir / "copy.zarr")
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["align", "s.zarr", "--behavior", "pos"], 2, "align needs at least 2 sessions"),
+        (["align", "two.zarr", "--behavior", "pos", "--smooth", "nan"], 2, "--smooth must be a finite number"),
+        (["align", "two.zarr", "--behavior", "pos", "--lr", "inf"], 2, "must be finite numbers"),
+        (["align", "two.zarr", "--behavior", "pos", "--dim", "100000"], 2, "--dim must be at most 256"),
+        (["align", "two.zarr", "--behavior", "pos", "--dynamics-weight", "-1"], 2, "--dynamics-weight must be >= 0"),
+        (["align", "two.zarr", "--behavior", "pos", "--refit-steps", "-1"], 2, "--refit-steps must be >= 0"),
+        (["fit-lds", "flat.zarr", "--latents", "flat"], 1, "constant column(s) [1]"),
+    ],
+)
+def test_align_and_fit_lds_refuse_bad_requests(workdir, args, code, message):
+    make_store(str(workdir / "two.zarr"), duration=60.0, sessions=("a", "b"))
+    parent = Store.open(str(workdir / "s.zarr"))
+    latents = np.random.default_rng(0).normal(size=(3000, 2))
+    latents[:, 1] = 1.5
+    with StoreWriter(str(workdir / "flat.zarr"), parent=parent, command="x") as w:
+        w.array("sessions/s1/latents/flat", latents)
+    res = runner.invoke(app, args)
+    assert res.exit_code == code, res.stderr
+    assert message in one_line(res.stderr, args[0])

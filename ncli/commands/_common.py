@@ -236,6 +236,24 @@ def file_identity(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def _usable_cache(target: str, parent: Store | None) -> bool:
+    """True when ``target`` holds a readable cached result computed from ``parent`` itself."""
+    if not Path(target).exists():
+        return False
+    try:
+        cached = Store.open(target)
+    except StoreError:
+        log.info("cached result %s is unreadable; recomputing", target)
+        return False
+    if parent is None:
+        return True
+    if len(cached.layers) < 2 or cached.layers[1].location != parent.location \
+            or cached.layers[1].meta.get("id") != parent.id:
+        log.info("cached result %s was computed from another input; recomputing", target)
+        return False
+    return True
+
+
 def write_result(
     command: str,
     *,
@@ -277,7 +295,8 @@ def write_result(
         The output location.
     """
     inputs = inputs if inputs is not None else ([parent.location] if parent else [])
-    identity = identity if identity is not None else ([parent.id] if parent else [])
+    # a copied store keeps its layer id, so the location is part of the identity too
+    identity = identity if identity is not None else ([parent.id, parent.location] if parent else [])
     if output:
         target = normalize_location(output)
         replace = overwrite
@@ -290,15 +309,10 @@ def write_result(
                              hint="set NCLI_CACHE to a writable directory, or pass -o") from None
         target = str(directory / f"{command}-{cache_key(command, params, identity)}.zarr")
         replace = True
-        if not no_cache and Path(target).exists():
-            try:
-                Store.open(target)
-            except StoreError:
-                log.info("cached result %s is unreadable; recomputing", target)
-            else:
-                log.info("ncli %s: using cached result (--no-cache recomputes)", command)
-                emit_location(target)
-                return target
+        if not no_cache and _usable_cache(target, parent):
+            log.info("ncli %s: using cached result (--no-cache recomputes)", command)
+            emit_location(target)
+            return target
     argv = sys.argv[1:] if os.path.basename(sys.argv[0]).startswith("ncli") else [command]
     with StoreWriter(target, parent=parent, command=command, argv=argv, params=params,
                      inputs=inputs, overwrite=replace, protect=list(inputs) + list(protect or [])) as writer:

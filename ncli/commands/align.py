@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ncli.commands._common import (Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
+from ncli.commands._common import (finite, Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
                                    ncli_command, open_input, write_result)
 from ncli.commands.embed import session_features
 from ncli.core.errors import DataError, UsageError
@@ -123,15 +123,16 @@ def align(
     choice(device, ["cpu", "cuda", "auto"], "--device")
     if not behavior:
         raise UsageError("missing --behavior", "--behavior", hint="name a behaviour under binned/behavior")
+    finite(train_fraction, "--train-fraction")
     if not 0.1 <= train_fraction < 1.0:
         raise UsageError(f"--train-fraction must be in [0.1, 1), got {train_fraction}", "--train-fraction")
-    if smooth < 0:
-        raise UsageError(f"--smooth must be >= 0 seconds, got {smooth}", "--smooth")
+    finite(smooth, "--smooth", minimum=0.0)
     sizes = _parse_hidden(hidden)
     src = open_input(store)
     sessions = src.sessions()
-    if not sessions:
-        raise DataError("store has no sessions", src.location)
+    if len(sessions) < 2:
+        raise UsageError(f"align needs at least 2 sessions, the store has {len(sessions)}", src.location,
+                         hint="convert several recordings into one store: ncli convert a.nwb b.nwb ...")
     for sid in sessions:
         names = src.children(f"sessions/{sid}/binned/behavior")
         if behavior not in names:
@@ -154,9 +155,16 @@ def align(
         columns = columns or src.attrs(ypath).get("columns")
         v = v & np.all(np.isfinite(Y), axis=1)
         idx = np.flatnonzero(v)
+        if idx.size == 0:
+            raise DataError(f"session '{sid}' has no valid bins with a finite '{behavior}'", src.location,
+                            hint="check the behaviour for NaN and binned/valid (ncli info)")
         if idx.size < 2 * window:
             raise DataError(f"session '{sid}' has {idx.size} valid bins; at least {2 * window} are needed",
                             src.location, hint="lower --window")
+        sd = np.nanstd(X[v], axis=0)
+        if not np.any(sd > 0):
+            raise DataError(f"session '{sid}' has no activity that varies over its valid bins", src.location,
+                            hint="every unit is silent or constant; drop the session")
         cut = idx[int(np.floor(train_fraction * idx.size))]
         tr = v & (np.arange(len(v)) < cut)
         Xs.append(X)

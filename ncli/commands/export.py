@@ -84,5 +84,5 @@ def export(
         w.root.attrs["ncli"] = meta
 
     write_result("export", parent=None, params={"flatten": True}, build=build, output=output,
-                 overwrite=overwrite, no_cache=no_cache, inputs=[src.location], identity=[src.id],
+                 overwrite=overwrite, no_cache=no_cache, inputs=[src.location], identity=[src.id, src.location],
                  protect=[layer.location for layer in src.layers])

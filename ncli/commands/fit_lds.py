@@ -85,6 +85,30 @@ def _fmt_eig(summary: dict) -> str:
     return ", ".join(parts)
 
 
+def check_outputs(train: list[np.ndarray], sessions: list[str], source: str) -> None:
+    """Refuse outputs an LDS cannot be fitted to: all-NaN or constant columns.
+
+    Raises
+    ------
+    DataError
+        A column is NaN in every training bin of every session (each bin with a
+        NaN counts as missing, so nothing would be observed), or a column has
+        zero variance over the observed training bins.
+    """
+    Y = np.concatenate([np.asarray(y, dtype=np.float64) for y in train], axis=0)
+    for j in range(Y.shape[1]):
+        col = Y[:, j]
+        if not np.isfinite(col).any():
+            raise DataError(f"column {j} of {source} is NaN in every training bin, so no bin is observed",
+                            ", ".join(sessions), hint="drop that column or recompute the latents")
+    rows = np.all(np.isfinite(Y), axis=1)
+    sd = Y[rows].std(axis=0) if rows.any() else np.zeros(Y.shape[1])
+    flat = np.flatnonzero(~(sd > 0))
+    if flat.size:
+        raise DataError(f"{source} has constant column(s) {flat.tolist()} over the observed training bins; "
+                        "an LDS needs varying outputs", ", ".join(sessions))
+
+
 @ncli_command("fit-lds")
 def fit_lds(
     store: InputStore = None,
@@ -178,8 +202,17 @@ def fit_lds(
             test_masks.append(mask)
             split[sid] = {"n_bins": T, "test_start_bin": start,
                           "n_train_observed": int(np.all(np.isfinite(Y[:start]), axis=1).sum())}
-        model = LinearDynamicalSystem(n_states=K, method=method, obs_noise=obs_noise, max_iter=max_iter,
-                                      tol=tol, seed=seed).fit(train)
+        check_outputs(train, sessions, source)
+        if K > full[0].shape[1]:
+            log.warning("fit-lds: --dim %d exceeds the %d outputs; the extra states are poorly identified",
+                        K, full[0].shape[1])
+        try:
+            model = LinearDynamicalSystem(n_states=K, method=method, obs_noise=obs_noise, max_iter=max_iter,
+                                          tol=tol, seed=seed).fit(train)
+        except DataError as err:
+            if err.where is None:
+                err.where = src.location
+            raise
         summary = model.summary(bin_size)
         scores = forecast_r2(model, full, test_masks, MAX_K) if test_fraction > 0 else \
             {"r2": [float("nan")] * MAX_K, "r2_per_output": [], "n_samples": [0] * MAX_K}

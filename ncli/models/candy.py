@@ -43,6 +43,8 @@ log = logging.getLogger("ncli")
 
 #: Largest singular value allowed for A (keeps the learned dynamics stable).
 MAX_SINGULAR = 0.999
+#: Largest latent / state dimension accepted (a guard against typos such as --dim 100000).
+MAX_DIM = 256
 
 
 # ----------------------------------------------------------------------------- Rank-N-Contrast
@@ -325,8 +327,15 @@ class CANDY(Estimator):
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
+        finite_ok = all(np.isfinite(v) for v in (self.temperature, self.lr, self.dynamics_weight,
+                                                      self.recon_weight))
         checks = [
+            (finite_ok, "--temperature, --lr, --dynamics-weight and --recon-weight must be finite numbers",
+             "options"),
             (self.dim >= 1, f"--dim must be a positive integer, got {self.dim}", "--dim"),
+            (self.dim <= MAX_DIM, f"--dim must be at most {MAX_DIM}, got {self.dim}", "--dim"),
+            (self.state_dim is None or self.state_dim <= MAX_DIM,
+             f"--state-dim must be at most {MAX_DIM}, got {self.state_dim}", "--state-dim"),
             (self.state_dim is None or self.state_dim >= 1,
              f"--state-dim must be a positive integer, got {self.state_dim}", "--state-dim"),
             (self.encoder in ("mlp", "linear"), f"invalid value '{self.encoder}' for --encoder", "--encoder"),
@@ -339,7 +348,10 @@ class CANDY(Estimator):
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}", "--batch-size"),
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}", "--epochs"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}", "--lr"),
-            (self.dynamics_weight >= 0 and self.recon_weight >= 0, "loss weights must be >= 0", "--recon-weight"),
+            (self.dynamics_weight >= 0, f"--dynamics-weight must be >= 0, got {self.dynamics_weight}",
+             "--dynamics-weight"),
+            (self.recon_weight >= 0, f"--recon-weight must be >= 0, got {self.recon_weight}", "--recon-weight"),
+            (self.refit_steps >= 0, f"--refit-steps must be >= 0, got {self.refit_steps}", "--refit-steps"),
             (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
         ]
         for ok, msg, where in checks:
