@@ -135,6 +135,9 @@ def decode(
                                         "NAME[x,y] picks columns.", show_default=False)] = "",
     latents: Annotated[Optional[str], typer.Option("--latents", help="Decode from latents/NAME instead of "
                                                    "counts.")] = None,
+    neurons: Annotated[Optional[str], typer.Option("--neurons", help="--target units/COLUMN: probe the "
+                                                   "per-neuron embeddings neurons/NAME (default: the only "
+                                                   "one in the nearest layer).")] = None,
     lags: Annotated[int, typer.Option("--lags", help="Past bins added as features (causal); also the gap "
                                       "between training and test blocks.")] = 0,
     folds: Annotated[int, typer.Option("--folds", help="Contiguous cross-validation folds.")] = 5,
@@ -164,6 +167,12 @@ def decode(
     """
     from ncli.models.kalman import KalmanDecoder
     from ncli.models.ridge import DEFAULT_ALPHAS, RidgeDecoder
+
+    if target.startswith("units/"):
+        return _probe_units(store, column=target[len("units/"):], neurons=neurons, folds=folds, seed=seed,
+                            output=output, overwrite=overwrite, no_cache=no_cache)
+    if neurons is not None:
+        raise UsageError("--neurons applies to --target units/COLUMN only", "--neurons")
 
     choice(method, METHODS, "--method")
     if not target:
@@ -307,6 +316,75 @@ def decode(
                                     "version": __version__,
                                     "metrics": {"r2_mean": float(np.nanmean(means)) if means else None,
                                                 "sessions": summary}})
+
+    write_result("decode", parent=src, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
+# ----------------------------------------------------------------------------- per-unit probes
+
+
+def _default_neurons(src: Store, sessions: list[str]) -> str:
+    """The per-neuron embedding to probe: the only one in the nearest layer that has any."""
+    for layer in src.layers:
+        names = set()
+        for sid in sessions:
+            path = f"sessions/{sid}/neurons"
+            if path in layer.group:
+                names |= {k for k, v in layer.group[path].arrays() if v.ndim == 2}
+        names = {n for n in names if not n.startswith("probe_")}
+        if len(names) == 1:
+            return names.pop()
+        if len(names) > 1:
+            raise UsageError(f"several per-neuron embeddings ({', '.join(sorted(names))})", "--neurons",
+                             hint="choose one with --neurons NAME")
+    raise UsageError("no per-neuron embeddings (neurons/NAME) in the store", "--target",
+                     hint="run ncli embed --method nuclr (or features) first")
+
+
+def _probe_units(store, *, column: str, neurons: str | None, folds: int, seed: int, output, overwrite,
+                 no_cache) -> None:
+    """``decode --target units/COLUMN``: logistic-regression probe of a unit label from neurons/NAME."""
+    from ncli.models.nuclr import probe_units
+
+    src = open_input(store)
+    sessions = src.sessions()
+    if not sessions:
+        raise DataError("store has no sessions", src.location)
+    if not column or "/" in column:
+        raise UsageError(f"invalid --target 'units/{column}'", "--target", hint="e.g. --target units/area")
+    name = neurons or _default_neurons(src, sessions)
+    used = [sid for sid in sessions if src.is_array(f"sessions/{sid}/neurons/{name}")]
+    if not used:
+        raise UsageError(f"unknown neurons '{name}'", src.location, hint="run ncli embed --method nuclr first")
+    for sid in used:
+        if not src.is_array(f"sessions/{sid}/units/{column}"):
+            raise UsageError(f"unknown unit column '{column}'", f"session {sid}",
+                             hint=f"columns: {', '.join(src.children(f'sessions/{sid}/units'))}")
+    if len(used) == 1 and folds < 2:
+        raise UsageError(f"--folds must be at least 2, got {folds}", "--folds")
+    X = [np.asarray(src.read(f"sessions/{sid}/neurons/{name}"), dtype=np.float64) for sid in used]
+    y = [np.array([str(v) for v in src.read(f"sessions/{sid}/units/{column}").tolist()]) for sid in used]
+    label = f"probe_{column}_{name}"
+    params = {"target": f"units/{column}", "neurons": name, "folds": folds, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        preds, metrics = probe_units(X, y, folds=folds, seed=seed)
+        metrics["per_session"] = {used[i]: v for i, v in metrics["per_session"].items()}
+        metrics["sessions"] = used
+        for sid, p in zip(used, preds):
+            w.array(f"sessions/{sid}/neurons/{label}", p,
+                    attrs={"kind": "probe", "target": f"units/{column}", "neurons": name,
+                           "model": f"models/{label}", "metrics": metrics})
+        w.group(f"models/{label}", {"class": "logistic-regression probe of a unit label", "config": params,
+                                    "version": __version__, "metrics": metrics})
+        how = ("leave-one-session-out" if metrics["evaluation"] == "leave_one_session_out" else
+               f"{metrics['folds']}-fold cross-validation over units (one session: leave-one-session-out "
+               "is impossible)")
+        log.info(f"decode probe units/{column} from neurons/{name}: balanced accuracy "
+                 f"{metrics['balanced_accuracy']:.3f} (chance {metrics['chance']:.3f}), macro-F1 "
+                 f"{metrics['macro_f1']:.3f}, {metrics['n_units']} units, {how}; RankMe "
+                 f"{metrics['rankme']:.1f} of {metrics['embedding_dim']}")
 
     write_result("decode", parent=src, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache)

@@ -1,27 +1,36 @@
-"""``ncli embed``: per-bin latent embeddings of population activity (PCA, FA).
+"""``ncli embed``: per-bin latents (PCA, FA) or per-neuron embeddings (NuCLR, features).
 
-For every session: counts -> optional square root -> optional Gaussian
+PCA/FA, for every session: counts -> optional square root -> optional Gaussian
 smoothing (over valid bins) -> fit on valid bins -> latents for every valid
 bin. Writes a layer with ``sessions/<sid>/latents/<method>`` (T, K) float32
 (NaN rows for invalid bins) and ``models/<method>/<sid>``.
+
+NuCLR trains one model on all sessions (or loads it from ``--model STORE``
+for zero-shot embedding) and writes ``sessions/<sid>/neurons/nuclr`` (N, K)
+and ``models/nuclr``; ``features`` writes hand-crafted per-neuron features
+``sessions/<sid>/neurons/features`` (N, F).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
 from ncli import __version__
-from ncli.commands._common import (finite, Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
+from ncli.commands._common import (finite, Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
                                    ncli_command, open_input, write_result)
 from ncli.core.errors import DataError, UsageError
 from ncli.core.features import smooth as smooth_counts
 from ncli.core.features import sqrt_counts
 from ncli.formats.store import Store, StoreWriter
 
-METHODS = ["pca", "fa"]
+log = logging.getLogger("ncli")
+
+METHODS = ["pca", "fa", "nuclr", "features"]
+NEURON_METHODS = ("nuclr", "features")
 
 
 def session_features(src: Store, sid: str, *, sqrt: bool, smooth_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +64,16 @@ def session_features(src: Store, sid: str, *, sqrt: bool, smooth_s: float) -> tu
 @ncli_command("embed")
 def embed(
     store: InputStore = None,
-    method: Annotated[str, typer.Option("--method", help="Embedding: pca or fa.")] = "pca",
-    dim: Annotated[int, typer.Option("--dim", help="Latent dimension K (<= number of units).")] = 8,
+    method: Annotated[str, typer.Option("--method", help="Embedding: pca or fa (per bin); nuclr or features "
+                                        "(per neuron).")] = "pca",
+    dim: Annotated[Optional[int], typer.Option("--dim", help="Latent dimension K (<= number of units; default 8); "
+                                               "nuclr: embedding width (default 32).",
+                                               show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="nuclr: embed zero-shot with the model in "
+                                                 "models/nuclr of this store (no training).",
+                                                 show_default=False)] = None,
+    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 300,
+    device: Device = "cpu",
     smooth: Annotated[float, typer.Option("--smooth", help="Gaussian kernel SD (s) applied to the counts "
                                           "before fitting; 0 = none.")] = 0.0,
     sqrt: Annotated[bool, typer.Option("--sqrt/--no-sqrt", help="Square-root transform counts first.")] = True,
@@ -67,14 +84,22 @@ def embed(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Fit PCA or factor analysis per session and write per-bin latents.
+    """Per-bin latents (PCA, FA per session) or per-neuron embeddings (NuCLR, hand-crafted features).
 
-    Output layer: sessions/<sid>/latents/<method> (T, K) and models/<method>/<sid>.
+    Output layer: sessions/<sid>/latents/<method> (T, K) and models/<method>/<sid>;
+    nuclr/features: sessions/<sid>/neurons/<method> (N, K) and models/<method>
+    (nuclr trains one model on all sessions, or embeds zero-shot with --model STORE).
     Prints the output store's location.
     """
     from ncli.models.factor import EMBEDDINGS
 
     choice(method, METHODS, "--method")
+    if method in NEURON_METHODS:
+        return _embed_neurons(store, method=method, dim=dim, model=model, steps=steps, device=device, seed=seed,
+                              output=output, overwrite=overwrite, no_cache=no_cache)
+    if model is not None:
+        raise UsageError("--model applies to --method nuclr only", "--model")
+    dim = 8 if dim is None else dim
     if dim < 1:
         raise UsageError(f"--dim must be a positive integer, got {dim}", "--dim")
     finite(smooth, "--smooth", minimum=0.0)
@@ -111,3 +136,145 @@ def embed(
 
     write_result("embed", parent=src, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache)
+
+
+# ----------------------------------------------------------------------------- per-neuron methods
+
+
+def session_unit_counts(src: Store, sid: str, bin_size: float) -> tuple[np.ndarray, str]:
+    """Counts ``(T, N)`` of one session at ``bin_size`` (s) for NuCLR.
+
+    From ``units/spike_times`` when the session has spikes (binned over the
+    session's grid, or the spike range); otherwise ``binned/counts`` summed
+    over an integer number of bins.
+
+    Raises
+    ------
+    DataError
+        No spikes and no counts, or a count grid that cannot be rebinned to ``bin_size``.
+    """
+    from ncli.core.binning import Grid, bin_spikes
+
+    base = f"sessions/{sid}"
+    has_spikes = src.exists(f"{base}/units/spike_times") and src.array(f"{base}/units/spike_times").shape[0] > 0
+    battrs = src.attrs(f"{base}/binned") if src.exists(f"{base}/binned") else {}
+    if has_spikes:
+        n = src.array(f"{base}/units/id").shape[0]
+        spikes = [src.unit_spikes(sid, u) for u in range(n)]
+        if "bin_size_s" in battrs and src.exists(f"{base}/binned/counts"):
+            t0 = float(battrs["t_start_s"])
+            t1 = t0 + src.array(f"{base}/binned/counts").shape[0] * float(battrs["bin_size_s"])
+        else:
+            allt = np.concatenate([s for s in spikes if s.size])
+            t0, t1 = float(allt.min()), float(allt.max())
+        grid = Grid(t0, bin_size, int(np.floor((t1 - t0) / bin_size + 1e-9)))
+        return np.stack([bin_spikes(s, grid) for s in spikes], 1).astype(np.float32), "units/spike_times"
+    if not src.exists(f"{base}/binned/counts"):
+        raise DataError(f"session '{sid}' has neither spike times nor binned counts", src.location)
+    counts = np.asarray(src.array(f"{base}/binned/counts")[...], dtype=np.float32)
+    ratio = bin_size / float(battrs["bin_size_s"])
+    k = int(round(ratio))
+    if k < 1 or abs(ratio - k) > 1e-6:
+        raise DataError(f"session '{sid}' is binned at {battrs['bin_size_s']} s, which does not divide the "
+                        f"model's {bin_size} s bins", src.location, hint="convert with --bin-size 0.02")
+    T = counts.shape[0] // k
+    return counts[:T * k].reshape(T, k, -1).sum(1), "binned/counts"
+
+
+def _session_duration(src: Store, sid: str) -> float:
+    base = f"sessions/{sid}/binned"
+    if src.exists(f"{base}/counts"):
+        return src.array(f"{base}/counts").shape[0] * float(src.attrs(base)["bin_size_s"])
+    return 0.0
+
+
+def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, overwrite, no_cache) -> None:
+    """``embed --method nuclr|features``: per-neuron embeddings ``neurons/<method>`` (N, K)."""
+    from ncli.core.unit_features import unit_features
+    from ncli.models.nuclr import NuCLR
+
+    src = open_input(store)
+    sessions = src.sessions()
+    if not sessions:
+        raise DataError("store has no sessions", src.location)
+    if method == "features":
+        if model is not None:
+            raise UsageError("--model applies to --method nuclr only", "--model")
+        params = {"method": method, "seed": seed}
+
+        def build_features(w: StoreWriter) -> None:
+            for sid in sessions:
+                base = f"sessions/{sid}"
+                n = src.array(f"{base}/units/id").shape[0] if src.exists(f"{base}/units/id") else 0
+                spikes = [src.unit_spikes(sid, u) for u in range(n)] if src.exists(f"{base}/units/spike_index") \
+                    else None
+                duration = _session_duration(src, sid)
+                if spikes is not None and any(s.size for s in spikes) and duration <= 0:
+                    allt = np.concatenate([s for s in spikes if s.size])
+                    duration = float(allt.max() - allt.min())
+                counts = np.asarray(src.array(f"{base}/binned/counts")[...]) \
+                    if src.exists(f"{base}/binned/counts") else None
+                try:
+                    F, source = unit_features(spikes, duration, counts)
+                except ValueError as exc:
+                    raise DataError(f"session '{sid}': {exc}", src.location) from None
+                if source == "binned/counts":
+                    log.warning("session '%s' has no spike times: features are computed from binned counts "
+                                "(rate, Fano factor, count autocorrelation)", sid)
+                w.array(f"{base}/neurons/features", F, attrs={"method": "features", "source": source})
+            w.group("models/features", {"class": "hand-crafted unit features", "config": params,
+                                        "version": __version__})
+
+        write_result("embed", parent=src, params=params, build=build_features, output=output,
+                     overwrite=overwrite, no_cache=no_cache)
+        return
+
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}", "--steps")
+    if model is not None:
+        if dim is not None:
+            raise UsageError("--dim cannot be combined with --model (the saved model fixes it)", "--dim")
+        mstore = open_input(model)
+        if not mstore.exists("models/nuclr"):
+            raise UsageError("no models/nuclr in the --model store", mstore.location,
+                             hint="train first: ncli embed STORE --method nuclr")
+        net = NuCLR.from_group(_find_group(mstore, "models/nuclr"))
+        net.device = device
+        model_id = mstore.id
+    else:
+        dim = 32 if dim is None else dim
+        net = NuCLR(d_model=dim, proj_dim=dim, steps=steps, seed=seed, device=device)
+        net._check_params()
+        model_id = None
+    params = {"method": method, "dim": net.d_model, "steps": net.steps, "seed": seed, "model": model_id}
+
+    def build(w: StoreWriter) -> None:
+        data = {sid: session_unit_counts(src, sid, net.bin_size) for sid in sessions}
+        if model is None:
+            log.info("nuclr: training on %d session(s), %d steps", len(sessions), net.steps)
+            net.fit([data[s][0] for s in sessions])
+        summary = {}
+        for sid in sessions:
+            C, source = data[sid]
+            H, starts = net.transform_windows(C)
+            w.array(f"sessions/{sid}/neurons/nuclr", H.mean(0).astype(np.float32),
+                    attrs={"method": "nuclr", "model": "models/nuclr", "source": source,
+                           "n_windows": int(len(starts)), "zero_shot": model is not None,
+                           "bin_size_s": net.bin_size})
+            summary[sid] = {"n_windows": int(len(starts)), "n_units": int(C.shape[1])}
+        metrics = {"sessions": summary, "windows_per_s": net.windows_per_s_,
+                   "final_loss": float(np.mean(net.loss_history_[-20:]))}
+        extra = {"sessions_trained": sessions if model is None else None,
+                 "loaded_from": mstore.location if model is not None else None}
+        net.to_group(w.group("models/nuclr"), metrics=metrics, extra=extra)
+
+    write_result("embed", parent=src, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
+def _find_group(store: Store, path: str):
+    """The group ``path`` from the nearest layer of ``store`` that has it."""
+    for layer in store.layers:
+        if path in layer.group:
+            return layer.group[path]
+    raise DataError(f"no {path} in {store.location}")

@@ -175,3 +175,55 @@ def candy(
 
     write_result("simulate", parent=None, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache)
+
+
+@app.command("nuclr")
+@ncli_command("simulate")
+def nuclr(
+    output: Output = None,
+    sessions: Annotated[int, typer.Option("--sessions", help="Number of sessions (independent units, "
+                                          "60-150 each).")] = 4,
+    duration: Annotated[float, typer.Option("--duration", help="Length of each session (s).")] = 300.0,
+    min_units: Annotated[int, typer.Option("--min-units", help="Fewest units per session.")] = 60,
+    max_units: Annotated[int, typer.Option("--max-units", help="Most units per session.")] = 150,
+    hard: Annotated[bool, typer.Option("--hard", help="Cell types share firing rate, gain and spike "
+                                       "history; they differ only in coupling to the population.")] = False,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Store bin width (s).")] = 0.02,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Typed neurons in 3 regions driven by a shared latent (NuCLR setting).
+
+    Writes sessions sim0, sim1, ... with spike times, binned counts,
+    units/area (R0, R1, R2: the latent subspace a unit receives) and
+    units/cell_type (T0..T3: coupling pattern, gain, refractory or bursty
+    spike history), and models/truth. Prints the store location.
+    """
+    from ncli.models.simulators import NuclrSimulator
+
+    finite(duration, "--duration")
+    finite(bin_size, "--bin-size", positive=True)
+    sim = NuclrSimulator(n_sessions=sessions, min_units=min_units, max_units=max_units, duration=duration,
+                         hard=hard, seed=seed).init_params()
+    sim_sessions = sim.sample()
+    params = {"generator": "nuclr", "sessions": sessions, "duration": duration, "min_units": min_units,
+              "max_units": max_units, "hard": hard, "bin_size": bin_size, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for sess in sim_sessions:
+            sid = sess["session_id"]
+            write_session(w, sid, units=UnitsSource(ids=sess["ids"], areas=sess["areas"],
+                                                    spikes=lambda u, s=sess: s["spike_times"][u]),
+                          bin_size=bin_size, t_start=0.0, t_stop=sess["duration"],
+                          attrs={"subject": "sim", "species": "simulated",
+                                 "start_time": "2000-01-01T00:00:00+00:00",
+                                 "source": {"path": "ncli simulate nuclr", "sha256": ""}})
+            w.array(f"sessions/{sid}/units/cell_type", sess["cell_type"],
+                    attrs={"description": "true cell type of the simulation"})
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s["session_id"] for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)

@@ -397,3 +397,161 @@ class CandySimulator(Estimator):
             out.append({"session_id": f"sim{s}", "counts": counts, "latents": x, "velocity": vel,
                         "bin_size": float(self.bin_size)})
         return out
+
+
+# ----------------------------------------------------------------------------- NuCLR (neuron identity)
+
+
+class NuclrSimulator(Estimator):
+    """Populations of typed neurons in three regions driven by a shared latent process.
+
+    A 6-d latent ``z(t)`` (independent Ornstein-Uhlenbeck processes, time
+    constants 0.3-1.5 s, unit variance) drives every session. Region ``r``
+    (``R0``, ``R1``, ``R2``) reads the 2-d subspace ``z[2r:2r+2]`` plus a
+    weak global component ``mean(z)`` and a unit-specific random loading
+    (SD 0.2 on every latent dimension: each neuron's individual identity). Each unit has a cell type ``T0``-``T3``
+    that fixes
+
+    - its coupling pattern: the direction of its loading inside the region's
+      subspace (0°, 90°, 180°, 270°, each jittered by ±15°);
+    - its gain (loading norm) and baseline rate;
+    - its spike history: refractory (T0, T2: suppression for ~15 ms) or bursty
+      (T1, T3: a short dead time, then excitation 10-30 ms after a spike).
+
+    Spiking is a Bernoulli process on a 5 ms grid with conditional intensity
+    ``λ_u(t) = b_u exp(g_u c_u·z_r(t) + Σ_k h_type[k] s_u(t-k))``.
+    With ``hard=True`` every type has the same baseline rate, gain and spike
+    history, so the types share firing rate and ISI distribution and differ
+    only in how they couple to the population.
+
+    Parameters
+    ----------
+    n_sessions : int
+        Number of sessions (independent latent paths and units).
+    min_units, max_units : int
+        Units per session are drawn uniformly in ``[min_units, max_units]``.
+    duration : float
+        Length of each session (s).
+    hard : bool
+        The hard variant (see above).
+    seed : int
+
+    Attributes
+    ----------
+    n_units_ : (n_sessions,) int64
+        Units per session.
+    history_ : (4, 8) float64
+        Spike-history kernel of each type (log-rate change 5-40 ms after a spike).
+    base_rate_ : (4,) float64
+        Baseline rate of each type (Hz).
+    gain_ : (4,) float64
+        Gain of each type.
+
+    References
+    ----------
+    NuCLR: "Know Thyself by Knowing Others: Learning Neuron Identity from
+    Population Context", NeurIPS 2025 (the synthetic setting: types defined by
+    coupling and dynamics, regions by their inputs).
+    """
+
+    _learned = ("n_units_", "history_", "base_rate_", "gain_")
+    DT = 0.005
+    N_TYPES = 4
+    REGIONS = ("R0", "R1", "R2")
+
+    def __init__(self, n_sessions: int = 4, min_units: int = 60, max_units: int = 150,
+                 duration: float = 300.0, hard: bool = False, seed: int = 0):
+        self.n_sessions = n_sessions
+        self.min_units = min_units
+        self.max_units = max_units
+        self.duration = duration
+        self.hard = hard
+        self.seed = seed
+        for name in self._learned:
+            setattr(self, name, None)
+
+    def _check(self) -> None:
+        if self.n_sessions < 1:
+            raise UsageError(f"--sessions must be at least 1, got {self.n_sessions}", "--sessions")
+        if not 4 <= self.min_units <= self.max_units:
+            raise UsageError(f"units per session must satisfy 4 <= min <= max, got {self.min_units}, "
+                             f"{self.max_units}", "--units")
+        if not self.duration >= 20.0:
+            raise UsageError(f"--duration must be at least 20 s, got {self.duration:g}", "--duration")
+
+    def init_params(self) -> "NuclrSimulator":
+        """Draw the per-type parameters and the number of units per session."""
+        self._check()
+        rng = np.random.default_rng([int(self.seed), 71])
+        self.n_units_ = rng.integers(self.min_units, self.max_units + 1, self.n_sessions).astype(np.int64)
+        lag = np.arange(1, 9)
+        refractory = -6.0 * np.exp(-(lag - 1) / 1.5)
+        bursty = np.where(lag == 1, -4.0, 1.6 * np.exp(-((lag - 3.5) ** 2) / 2.0))
+        if self.hard:
+            self.history_ = np.tile(refractory, (4, 1))
+            self.base_rate_ = np.full(4, 8.0)
+            self.gain_ = np.full(4, 0.7)
+        else:
+            self.history_ = np.stack([refractory, bursty, refractory, bursty])
+            self.base_rate_ = np.array([6.0, 4.0, 12.0, 8.0])
+            self.gain_ = np.array([0.5, 0.9, 0.7, 0.4])
+        return self
+
+    def sample(self) -> list[dict]:
+        """Simulate every session.
+
+        Returns
+        -------
+        list of dict
+            Per session: ``session_id``, ``ids`` (N,), ``areas`` (N,) str,
+            ``cell_type`` (N,) str, ``spike_times`` list of (S_u,) float64 (s),
+            ``latents`` (T5, 6) float32 on the 5 ms grid, ``duration`` (s).
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`init_params`.
+        """
+        check_fitted(self)
+        out = []
+        dt = self.DT
+        T = int(round(self.duration / dt))
+        taus = np.array([0.3, 0.5, 0.8, 1.0, 1.2, 1.5])
+        a = np.exp(-dt / taus)
+        for s in range(self.n_sessions):
+            rng = np.random.default_rng([int(self.seed), 72, s])
+            n = int(self.n_units_[s])
+            z = np.zeros((T, 6))
+            noise = rng.standard_normal((T, 6)) * np.sqrt(1 - a ** 2)
+            z[0] = rng.standard_normal(6)
+            for t in range(1, T):
+                z[t] = a * z[t - 1] + noise[t]
+            region = rng.integers(0, 3, n)
+            ctype = rng.integers(0, 4, n)
+            angle = ctype * (np.pi / 2) + rng.uniform(-np.pi / 12, np.pi / 12, n)
+            load = np.zeros((n, 6))
+            load[np.arange(n), 2 * region] = np.cos(angle)
+            load[np.arange(n), 2 * region + 1] = np.sin(angle)
+            load += 0.15 * (1 / 6)  # weak shared component
+            load += 0.2 * rng.standard_normal((n, 6))  # unit-specific coupling (individual identity)
+            gain = self.gain_[ctype] * rng.uniform(0.85, 1.15, n)
+            drive = (z @ load.T) * gain  # (T, n)
+            logb = np.log(self.base_rate_[ctype] * rng.uniform(0.8, 1.25, n) * dt)
+            H = self.history_[ctype]  # (n, 8)
+            S = np.zeros((T, n), dtype=np.int8)
+            u = rng.random((T, n))
+            hist = np.zeros((8, n))  # hist[k] = spike at t-1-k
+            for t in range(T):
+                eta = logb + drive[t] + np.einsum("kn,nk->n", hist, H)
+                p = -np.expm1(-np.exp(np.minimum(eta, 1.0)))
+                spk = u[t] < p
+                S[t] = spk
+                hist = np.roll(hist, 1, axis=0)
+                hist[0] = spk
+            jitter = rng.uniform(0.05, 0.95, (T, n))
+            spikes = [np.sort((np.flatnonzero(S[:, k]) + jitter[S[:, k] > 0, k]) * dt) for k in range(n)]
+            out.append({"session_id": f"sim{s}", "ids": np.array([str(k) for k in range(n)]),
+                        "areas": np.array([self.REGIONS[r] for r in region]),
+                        "cell_type": np.array([f"T{c}" for c in ctype]), "spike_times": spikes,
+                        "latents": z.astype(np.float32), "duration": float(self.duration)})
+        return out

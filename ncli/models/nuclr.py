@@ -1,0 +1,592 @@
+"""NuCLR: neuron identity from population context, learned by unit-level contrastive learning.
+
+Each unit's binned spikes in a window of ``window_tokens`` tokens of
+``token_bins`` bins (default 10 tokens of 1 s = 50 bins of 20 ms) are
+projected token by token (``log1p`` counts -> linear -> ``d_model``), passed
+through a temporal transformer within the unit, then through ``n_blocks``
+blocks that alternate attention across units at the same time token with
+attention over time. Units carry no positional embedding, so the encoder is
+permutation-equivariant over units and accepts any number of units. Mean
+pooling over time gives the unit's representation ``h`` (``d_model``); a
+projector MLP maps it to ``z`` (L2-normalised) for the loss.
+
+Training: two windows of one recording starting within ``max_gap_s`` of each
+other are two views; the same unit in both views is the positive pair, every
+other unit of the same population (in either view) a negative. The loss is
+the decoupled contrastive loss (the positive is left out of the denominator)
+at temperature ``temperature``, symmetrised over the two views. Each view
+keeps a random 50-100% of the units (unit dropout).
+
+Embedding: ``h`` averaged over all non-overlapping windows of a session that
+contain the unit (only windows of valid bins). A fitted model embeds new
+sessions, with any number of units, without retraining (zero-shot).
+
+References
+----------
+NuCLR: "Know Thyself by Knowing Others: Learning Neuron Identity from
+Population Context", NeurIPS 2025 (two windows as views, same neuron as
+positive, population as negatives; spatiotemporal transformer with
+alternating unit and time attention, permutation-equivariant over units).
+Yeh et al. (2022) Decoupled contrastive learning. ECCV 2022 (the loss).
+Vaswani et al. (2017) Attention is all you need. NeurIPS 2017.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import numpy as np
+
+from ncli.core.errors import DataError, UsageError
+from ncli.models.base import Estimator, check_array, check_fitted
+
+log = logging.getLogger("ncli")
+
+
+def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int):
+    """The torch encoder (built lazily so importing this module does not import torch)."""
+    import torch
+    from torch import nn
+
+    def layer():
+        return nn.TransformerEncoderLayer(d, heads, dim_feedforward=2 * d, dropout=0.0, batch_first=True,
+                                          norm_first=True)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(P, d)
+            self.time_pos = nn.Parameter(torch.zeros(W, d))
+            nn.init.normal_(self.time_pos, std=0.02)
+            self.temporal = layer()
+            self.unit_layers = nn.ModuleList(layer() for _ in range(blocks))
+            self.time_layers = nn.ModuleList(layer() for _ in range(blocks))
+            self.norm = nn.LayerNorm(d)
+            self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, proj))
+
+        def forward(self, x):
+            """x: (B, N, W, P) counts -> h (B, N, d) and z (B, N, proj) L2-normalised."""
+            B, N, Wn, _ = x.shape
+            e = self.embed(torch.log1p(x)) + self.time_pos[:Wn]  # (B, N, W, d)
+            e = self.temporal(e.reshape(B * N, Wn, d)).reshape(B, N, Wn, d)
+            for ua, ta in zip(self.unit_layers, self.time_layers):
+                e = ua(e.transpose(1, 2).reshape(B * Wn, N, d)).reshape(B, Wn, N, d).transpose(1, 2)
+                e = ta(e.reshape(B * N, Wn, d)).reshape(B, N, Wn, d)
+            h = self.norm(e.mean(2))
+            z = nn.functional.normalize(self.projector(h), dim=-1)
+            return h, z
+
+    return Encoder()
+
+
+def dcl_loss(z1, z2, common1, common2, temperature: float):
+    """Decoupled contrastive loss between two views of a population.
+
+    Parameters
+    ----------
+    z1 : torch.Tensor, (B, n1, p)
+        L2-normalised projections of the units kept in view 1.
+    z2 : torch.Tensor, (B, n2, p)
+        The same for view 2.
+    common1, common2 : torch.LongTensor, (m,)
+        Positions in view 1 and view 2 of the ``m`` units kept in both (positive pairs).
+    temperature : float
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: mean over anchors of ``-s_pos/τ + log Σ_neg exp(s_neg/τ)``,
+        negatives being all other units of both views (the positive and the
+        anchor itself excluded), averaged over both directions.
+    """
+    import torch
+
+    def one_way(za, zb, ca, cb):
+        a = za[:, ca]  # (B, m, p) anchors
+        pos = (a * zb[:, cb]).sum(-1) / temperature  # (B, m)
+        s_b = a @ zb.transpose(1, 2) / temperature  # (B, m, nb)
+        s_a = a @ za.transpose(1, 2) / temperature  # (B, m, na)
+        m = ca.shape[0]
+        ar = torch.arange(m, device=za.device)
+        s_b = s_b.clone()
+        s_a = s_a.clone()
+        s_b[:, ar, cb] = float("-inf")
+        s_a[:, ar, ca] = float("-inf")
+        neg = torch.logsumexp(torch.cat([s_a, s_b], -1), -1)
+        return (neg - pos).mean()
+
+    return 0.5 * (one_way(z1, z2, common1, common2) + one_way(z2, z1, common2, common1))
+
+
+class NuCLR(Estimator):
+    """Self-supervised per-neuron embeddings from population context (NuCLR).
+
+    Parameters
+    ----------
+    bin_size : float
+        Bin width (s) of the input counts.
+    token_bins : int
+        Bins per temporal token (50 x 20 ms = 1 s).
+    window_tokens : int
+        Tokens per window (10 x 1 s = 10 s).
+    max_gap_s : float
+        The two views of a pair start at most this far apart (s).
+    d_model : int
+        Width of the transformer; the embedding dimension K.
+    n_heads, n_blocks : int
+        Attention heads; unit/time attention block pairs after the temporal layer.
+    proj_dim : int
+        Projector output dimension (loss space).
+    temperature : float
+        τ of the contrastive loss.
+    keep_min : float
+        Each view keeps a fraction ``U(keep_min, 1)`` of the units.
+    max_units : int
+        At most this many units per training step (random subset of larger populations).
+    batch_size : int
+        Window pairs per step (all from one session).
+    steps : int
+        Optimisation steps.
+    lr, weight_decay : float
+        AdamW settings.
+    seed : int
+    device : {"cpu", "cuda", "auto"}
+
+    Attributes
+    ----------
+    loss_history_ : (steps,) float64
+    windows_per_s_ : float
+        Training throughput (windows, i.e. two per pair, per second).
+    weights_ : dict of str -> ndarray
+        The encoder's parameters (saved as ``weights/<name>`` arrays).
+
+    Notes
+    -----
+    Deterministic under ``seed`` on CPU (``torch.use_deterministic_algorithms``);
+    on GPUs only up to floating-point reduction order.
+    """
+
+    _learned = ("loss_history_",)
+    _learned_scalars = ("windows_per_s_", "train_seconds_")
+
+    def __init__(self, bin_size: float = 0.02, token_bins: int = 50, window_tokens: int = 10,
+                 max_gap_s: float = 30.0, d_model: int = 32, n_heads: int = 4, n_blocks: int = 1,
+                 proj_dim: int = 32, temperature: float = 0.2, keep_min: float = 0.5, max_units: int = 64,
+                 batch_size: int = 4, steps: int = 300, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 seed: int = 0, device: str = "cpu"):
+        self.bin_size = bin_size
+        self.token_bins = token_bins
+        self.window_tokens = window_tokens
+        self.max_gap_s = max_gap_s
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_blocks = n_blocks
+        self.proj_dim = proj_dim
+        self.temperature = temperature
+        self.keep_min = keep_min
+        self.max_units = max_units
+        self.batch_size = batch_size
+        self.steps = steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.device = device
+        self.loss_history_ = None
+        self.windows_per_s_ = None
+        self.train_seconds_ = None
+        self.weights_ = None
+        self.module_ = None
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def window_bins(self) -> int:
+        """Bins per window."""
+        return self.token_bins * self.window_tokens
+
+    def _check_params(self) -> None:
+        checks = [
+            (self.bin_size > 0, f"bin size must be > 0, got {self.bin_size}", "--bin-size"),
+            (self.token_bins >= 1 and self.window_tokens >= 1, "token and window sizes must be >= 1", "--window"),
+            (self.d_model >= 2 and self.d_model % self.n_heads == 0,
+             f"--dim ({self.d_model}) must be a multiple of the number of heads ({self.n_heads})", "--dim"),
+            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}", "--temperature"),
+            (0 < self.keep_min <= 1, f"--keep-min must be in (0, 1], got {self.keep_min}", "--keep-min"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}", "--batch-size"),
+            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}", "--steps"),
+            (self.max_units >= 2, f"max units must be at least 2, got {self.max_units}", "--max-units"),
+            (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
+        ]
+        for ok, msg, where in checks:
+            if not ok:
+                raise UsageError(msg, where)
+
+    def _torch_device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda was requested but CUDA is not available", "--device",
+                             hint="use --device cpu or auto")
+        return torch.device(self.device)
+
+    def _new_module(self):
+        return _build_module(self.token_bins, self.window_tokens, self.d_model, self.n_heads, self.n_blocks,
+                             self.proj_dim)
+
+    def _windows(self, C: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(B, N, W, P) float32 windows of counts ``C`` (T, N) starting at bins ``starts``."""
+        L = self.window_bins
+        x = C[starts[:, None] + np.arange(L)[None, :]]  # (B, L, N)
+        B, _, N = x.shape
+        return np.ascontiguousarray(x.transpose(0, 2, 1).reshape(B, N, self.window_tokens, self.token_bins),
+                                    dtype=np.float32)
+
+    def _valid_starts(self, valid: np.ndarray) -> np.ndarray:
+        """Start bins of windows lying entirely in valid bins."""
+        L = self.window_bins
+        if valid.shape[0] < L:
+            return np.zeros(0, dtype=np.int64)
+        bad = np.concatenate([[0], np.cumsum(~valid)])
+        return np.flatnonzero(bad[L:] - bad[:-L] == 0).astype(np.int64)
+
+    def _check_counts(self, counts, valid, name):
+        C = check_array(counts, name, min_samples=1, min_features=2)
+        if (C < 0).any():
+            raise DataError(f"{name} has negative counts")
+        v = np.ones(C.shape[0], bool) if valid is None else np.asarray(valid, bool)
+        if v.shape != (C.shape[0],):
+            raise DataError(f"{name}: valid mask has {v.shape[0]} bins, counts {C.shape[0]}")
+        starts = self._valid_starts(v)
+        if starts.size == 0:
+            raise DataError(f"{name} has no window of {self.window_bins} valid bins "
+                            f"({self.window_bins * self.bin_size:g} s)",
+                            hint="record longer sessions or use a shorter window")
+        return C.astype(np.float32), starts
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, counts: Sequence[np.ndarray], valid: Sequence[np.ndarray] | None = None) -> "NuCLR":
+        """Train the encoder on the sessions' counts.
+
+        Parameters
+        ----------
+        counts : list of (T_s, N_s) arrays
+            Spike counts per bin of width ``bin_size`` for each session (any N_s >= 2).
+        valid : list of (T_s,) bool, optional
+            Bins usable for windows.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError
+            No sessions, bad counts, or a session shorter than one window.
+        UsageError
+            Invalid hyperparameters or an unavailable device.
+        """
+        import torch
+
+        self._check_params()
+        if len(counts) == 0:
+            raise DataError("NuCLR needs at least one session")
+        data = [self._check_counts(C, None if valid is None else valid[i], f"counts[{i}]")
+                for i, C in enumerate(counts)]
+        device = self._torch_device()
+        torch.manual_seed(int(self.seed))
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        rng = np.random.default_rng(int(self.seed))
+        module = self._new_module().to(device)
+        opt = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.steps, pct_start=0.1)
+        gap = int(round(self.max_gap_s / self.bin_size))
+        losses = np.zeros(self.steps)
+        t0 = time.perf_counter()
+        module.train()
+        for step in range(self.steps):
+            C, starts = data[rng.integers(len(data))]
+            N = C.shape[1]
+            s1 = starts[rng.integers(starts.size, size=self.batch_size)]
+            s2 = np.empty_like(s1)
+            for b, s in enumerate(s1):  # a second valid window within max_gap of the first
+                lo, hi = np.searchsorted(starts, [s - gap, s + gap + 1])
+                s2[b] = starts[rng.integers(lo, hi)]
+            pool = rng.permutation(N)[:self.max_units]
+            k1 = np.sort(rng.permutation(pool)[:max(2, int(round(rng.uniform(self.keep_min, 1) * pool.size)))])
+            k2 = np.sort(rng.permutation(pool)[:max(2, int(round(rng.uniform(self.keep_min, 1) * pool.size)))])
+            both, c1, c2 = np.intersect1d(k1, k2, return_indices=True)
+            if both.size < 1:
+                continue
+            x1 = torch.as_tensor(self._windows(C, s1)[:, k1], device=device)
+            x2 = torch.as_tensor(self._windows(C, s2)[:, k2], device=device)
+            _, z1 = module(x1)
+            _, z2 = module(x2)
+            loss = dcl_loss(z1, z2, torch.as_tensor(c1, device=device), torch.as_tensor(c2, device=device),
+                            self.temperature)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses[step] = float(loss.detach())
+            if (step + 1) % max(1, self.steps // 10) == 0:
+                log.debug("nuclr step %d/%d loss %.4f", step + 1, self.steps, losses[step])
+        self.train_seconds_ = float(time.perf_counter() - t0)
+        self.windows_per_s_ = float(2 * self.batch_size * self.steps / max(self.train_seconds_, 1e-9))
+        self.loss_history_ = losses
+        module.eval()
+        self.module_ = module
+        self.weights_ = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        return self
+
+    # ------------------------------------------------------------------ transform
+
+    def _module(self):
+        import torch
+
+        check_fitted(self, ["loss_history_", "weights_"])
+        device = self._torch_device()
+        if self.module_ is None:
+            module = self._new_module()
+            module.load_state_dict({k: torch.as_tensor(v) for k, v in self.weights_.items()})
+            self.module_ = module.eval()
+        return self.module_.to(device).eval(), device
+
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        """Unit representations of a batch of windows.
+
+        Parameters
+        ----------
+        windows : (B, N, window_tokens, token_bins) array
+            Counts.
+
+        Returns
+        -------
+        (B, N, d_model) float32
+            ``h`` (before the projector), in eval mode.
+        """
+        import torch
+
+        module, device = self._module()
+        with torch.no_grad():
+            h, _ = module(torch.as_tensor(np.asarray(windows, np.float32), device=device))
+        return h.cpu().numpy()
+
+    def transform_windows(self, counts: np.ndarray, valid: np.ndarray | None = None, batch: int = 16
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of every unit in each non-overlapping valid window.
+
+        Parameters
+        ----------
+        counts : (T, N) array
+            Counts at ``bin_size``.
+        valid : (T,) bool, optional
+
+        Returns
+        -------
+        H : (n_windows, N, d_model) float32
+        starts : (n_windows,) int64
+            First bin of each window.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        DataError
+            Bad counts or no full valid window.
+        """
+        check_fitted(self, ["loss_history_", "weights_"])
+        C, starts = self._check_counts(counts, valid, "counts")
+        chosen, nxt = [], -1
+        for s in starts:  # greedy non-overlapping tiling of the valid windows
+            if s >= nxt:
+                chosen.append(s)
+                nxt = s + self.window_bins
+        chosen = np.asarray(chosen, dtype=np.int64)
+        H = np.concatenate([self.encode(self._windows(C, chosen[i:i + batch]))
+                            for i in range(0, chosen.size, batch)])
+        return H, chosen
+
+    def transform(self, counts: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Per-neuron embedding: the mean of ``h`` over all windows of the session.
+
+        Parameters
+        ----------
+        counts : (T, N) array
+        valid : (T,) bool, optional
+
+        Returns
+        -------
+        (N, d_model) float32
+        """
+        H, _ = self.transform_windows(counts, valid)
+        return H.mean(0).astype(np.float32)
+
+    # ------------------------------------------------------------------ store
+
+    def to_group(self, group, metrics: dict | None = None, extra: dict | None = None) -> None:
+        """Save as arrays: ``loss_history_`` and ``weights/<parameter>`` (dots in names become ``__``).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        """
+        super().to_group(group, metrics=metrics, extra=extra)
+        check_fitted(self, ["weights_"])
+        g = group.require_group("weights")
+        for key, value in self.weights_.items():
+            g.create_array(key.replace(".", "__"), data=np.asarray(value), overwrite=True)
+
+    @classmethod
+    def from_group(cls, group) -> "NuCLR":
+        """Load a model saved with :meth:`to_group`.
+
+        Raises
+        ------
+        DataError
+            The group holds no NuCLR model or misses weights.
+        """
+        model = super().from_group(group)
+        if "weights" not in group:
+            raise DataError("saved NuCLR model misses its weights")
+        model.weights_ = {k.replace("__", "."): np.asarray(v[...]) for k, v in group["weights"].arrays()}
+        expected = set(model._new_module().state_dict())
+        if set(model.weights_) != expected:
+            raise DataError("saved NuCLR weights do not match the model configuration")
+        return model
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def retrieval_top1(H1: np.ndarray, H2: np.ndarray) -> float:
+    """Same-unit retrieval: fraction of units whose nearest neighbour (cosine) in the other window is itself.
+
+    Parameters
+    ----------
+    H1, H2 : (N, K) arrays
+        Embeddings of the same N units in two windows.
+
+    Returns
+    -------
+    float
+        Top-1 accuracy, averaged over both directions.
+    """
+    a = H1 / np.linalg.norm(H1, axis=1, keepdims=True).clip(1e-12)
+    b = H2 / np.linalg.norm(H2, axis=1, keepdims=True).clip(1e-12)
+    S = a @ b.T
+    n = np.arange(len(S))
+    return float(0.5 * ((S.argmax(1) == n).mean() + (S.argmax(0) == n).mean()))
+
+
+def rankme(Z: np.ndarray, eps: float = 1e-7) -> float:
+    """RankMe effective rank of embeddings: ``exp(entropy(σ / Σσ))``.
+
+    Parameters
+    ----------
+    Z : (n, K) array
+        Embeddings (rows are neurons).
+
+    Returns
+    -------
+    float
+        Between 1 (collapse to one direction) and ``min(n, K)``.
+
+    References
+    ----------
+    Garrido, Balestriero, Najman & LeCun (2023) RankMe: assessing the downstream
+    performance of pretrained self-supervised representations by their rank. ICML 2023.
+    """
+    s = np.linalg.svd(np.asarray(Z, dtype=np.float64), compute_uv=False)
+    p = s / max(s.sum(), eps) + eps
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def probe_units(X: Sequence[np.ndarray], y: Sequence[np.ndarray], *, folds: int = 5, seed: int = 0
+                ) -> tuple[list[np.ndarray], dict]:
+    """Logistic-regression probe of a per-unit label from per-unit embeddings.
+
+    Leave-one-session-out with two or more sessions; with one session,
+    stratified K-fold cross-validation over units (``folds``, fewer when a
+    class is small). Features are standardised on the training units; classes
+    are weighted to balance. Units with an empty label are ignored.
+
+    Parameters
+    ----------
+    X : list of (N_s, K) arrays
+        Embeddings per session.
+    y : list of (N_s,) str arrays
+        Labels per session.
+    folds : int
+        Folds for the one-session case.
+    seed : int
+
+    Returns
+    -------
+    predictions : list of (N_s,) str arrays
+        Held-out prediction of each unit ('' for unlabelled units).
+    metrics : dict
+        ``balanced_accuracy``, ``macro_f1``, ``chance``, ``classes``, ``n_units``,
+        ``evaluation`` ("leave_one_session_out" or "stratified_kfold_over_units"),
+        ``per_session`` balanced accuracy (LOSO), ``rankme``.
+
+    Raises
+    ------
+    DataError
+        Fewer than two classes, or a class with a single unit in the one-session case.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = [check_array(x, "embeddings", allow_nan=False) for x in X]
+    y = [np.asarray(v).astype(str) for v in y]
+    lab = [v != "" for v in y]
+    classes = sorted(set(np.concatenate([v[m] for v, m in zip(y, lab)]).tolist()))
+    if len(classes) < 2:
+        raise DataError(f"the probe needs at least 2 classes, got {classes}")
+
+    def clf():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced"))
+
+    preds = [np.full(len(v), "", dtype=object) for v in y]
+    per_session = {}
+    if len(X) >= 2:
+        evaluation = "leave_one_session_out"
+        for i in range(len(X)):
+            tr = [j for j in range(len(X)) if j != i]
+            ytr = np.concatenate([y[j][lab[j]] for j in tr])
+            if len(set(ytr.tolist())) < 2 or not lab[i].any():
+                continue
+            model = clf().fit(np.vstack([X[j][lab[j]] for j in tr]), ytr)
+            preds[i][lab[i]] = model.predict(X[i][lab[i]])
+            per_session[i] = float(balanced_accuracy_score(y[i][lab[i]], preds[i][lab[i]].astype(str)))
+    else:
+        evaluation = "stratified_kfold_over_units"
+        Xs, ys = X[0][lab[0]], y[0][lab[0]]
+        k = min(folds, min(int((ys == c).sum()) for c in classes))
+        if k < 2:
+            raise DataError("a class has a single unit; cross-validation over units is impossible")
+        p = np.empty(len(ys), dtype=object)
+        for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(Xs, ys):
+            p[te] = clf().fit(Xs[tr], ys[tr]).predict(Xs[te])
+        preds[0][lab[0]] = p
+    yt = np.concatenate([v[m] for v, m in zip(y, lab)])
+    yp = np.concatenate([p[m] for p, m in zip(preds, lab)]).astype(str)
+    done = yp != ""
+    metrics = {"balanced_accuracy": float(balanced_accuracy_score(yt[done], yp[done])),
+               "macro_f1": float(f1_score(yt[done], yp[done], average="macro")),
+               "chance": 1.0 / len(classes), "classes": classes, "n_units": int(done.sum()),
+               "evaluation": evaluation, "per_session": per_session,
+               "rankme": rankme(np.vstack(X)), "embedding_dim": int(X[0].shape[1])}
+    if evaluation == "stratified_kfold_over_units":
+        metrics["folds"] = k
+    return [p.astype(str) for p in preds], metrics
