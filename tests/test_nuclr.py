@@ -214,8 +214,10 @@ def _probe_scores(train_seed: int, test_seed: int, hard: bool, steps: int, durat
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="not reached yet: with the default small model (300-1500 steps) retrieval top-1 is ~0.03, "
-           "region ~0.3-0.4 and the hard variant collapses (bench/results/nuclr.json)", strict=False)
+    reason="not reached yet: with the default small model (300-1500 steps) retrieval top-1 is ~0.03-0.09, "
+           "region ~0.3-0.4 and the hard variant collapses (bench/results/nuclr.json); two 10-s windows of "
+           "NuclrSimulator carry little unit identity: a linear oracle on the true latents (rate + loading) "
+           "retrieves only ~0.31 top-1 (~0.95 on 150-s halves)", strict=False)
 def test_acceptance_easy_zero_shot_probes_and_retrieval():
     s = _probe_scores(0, 1, hard=False, steps=1500, duration=300)
     print("nuclr acceptance", s)
