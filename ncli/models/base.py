@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ncli import __version__
-from ncli.core.errors import DataError, NotFittedError
+from ncli.core.errors import DataError, NotFittedError, UsageError
 
 
 def check_array(
@@ -247,3 +247,28 @@ class Estimator:
         for name, value in (attrs.get("learned") or {}).items():
             setattr(model, name, value)
         return model
+
+
+def check_params(checks: list[tuple[bool, str, str]]) -> None:
+    """Raise a :class:`UsageError` for the first ``(ok, message, option)`` whose ``ok`` is false."""
+    for ok, msg, where in checks:
+        if not ok:
+            raise UsageError(msg, where)
+
+
+def torch_device(device: str):
+    """The torch device for ``--device cpu|cuda|auto``.
+
+    Raises
+    ------
+    UsageError
+        ``cuda`` was requested and CUDA is not available.
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but CUDA is not available", "--device",
+                         hint="use --device cpu or auto")
+    return torch.device(device)

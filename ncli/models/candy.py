@@ -35,9 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ncli.core.errors import DataError, UsageError
+from ncli.core.errors import DataError
 from ncli.core.metrics import r2_score
-from ncli.models.base import Estimator, _json, check_array, check_fitted
+from ncli.models.base import Estimator, _json, check_array, check_fitted, check_params, torch_device
 
 log = logging.getLogger("ncli")
 
@@ -354,19 +354,10 @@ class CANDY(Estimator):
             (self.refit_steps >= 0, f"--refit-steps must be >= 0, got {self.refit_steps}", "--refit-steps"),
             (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
 
     def _torch_device(self):
-        import torch
-
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise UsageError("--device cuda was requested but CUDA is not available", "--device",
-                             hint="use --device cpu or auto")
-        return torch.device(self.device)
+        return torch_device(self.device)
 
     # ------------------------------------------------------------------ fit
 

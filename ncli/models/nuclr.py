@@ -39,8 +39,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ncli.core.errors import DataError, UsageError
-from ncli.models.base import Estimator, check_array, check_fitted
+from ncli.core.errors import DataError
+from ncli.models.base import Estimator, check_array, check_fitted, check_params, torch_device
 
 log = logging.getLogger("ncli")
 
@@ -219,19 +219,10 @@ class NuCLR(Estimator):
             (self.max_units >= 2, f"max units must be at least 2, got {self.max_units}", "--max-units"),
             (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
 
     def _torch_device(self):
-        import torch
-
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise UsageError("--device cuda was requested but CUDA is not available", "--device",
-                             hint="use --device cpu or auto")
-        return torch.device(self.device)
+        return torch_device(self.device)
 
     def _new_module(self):
         return _build_module(self.token_bins, self.window_tokens, self.d_model, self.n_heads, self.n_blocks,
