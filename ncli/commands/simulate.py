@@ -21,8 +21,17 @@ from ncli.core.errors import UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 from ncli.formats.store import StoreWriter, normalize_location
 
+#: Recording start time given to every simulated session (and its NWB file).
+SIM_START_TIME = "2000-01-01T00:00:00+00:00"
+
 app = typer.Typer(help="Ground-truth generators: write a synthetic store with known structure.",
                   no_args_is_help=True, rich_markup_mode=None)
+
+
+def _session_attrs(generator: str) -> dict:
+    """Session attributes of a simulated session (the same for every generator)."""
+    return {"subject": "sim", "species": "simulated", "start_time": SIM_START_TIME,
+            "source": {"path": f"ncli simulate {generator}", "sha256": ""}}
 
 
 def nwb_paths(path: str, session_ids: list[str]) -> list[Path]:
@@ -100,9 +109,7 @@ def lds(
             write_session(w, sess.session_id, units=_units(sess), bin_size=sess.bin_size,
                           t_start=float(sess.epochs[0, 0]), t_stop=float(sess.epochs[0, 1]),
                           behavior=_behavior(sess), trials=sess.trials, epochs=sess.epochs,
-                          attrs={"subject": "sim", "species": "simulated",
-                                 "start_time": "2000-01-01T00:00:00+00:00",
-                                 "source": {"path": "ncli simulate lds", "sha256": ""}})
+                          attrs=_session_attrs("lds"))
             w.array(f"sessions/{sess.session_id}/latents/truth", sess.latents.astype(np.float32),
                     attrs={"description": "true latent state of the simulation"})
         sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
@@ -114,7 +121,7 @@ def lds(
                     write_nwb(partial, session_id=sess.session_id, unit_ids=sess.ids, unit_areas=sess.areas,
                               spike_times=sess.spike_times,
                               behavior=sess.behavior, trials=sess.trials, epochs=sess.epochs,
-                              start_time="2000-01-01T00:00:00+00:00", overwrite=True)
+                              start_time=SIM_START_TIME, overwrite=True)
                     os.replace(partial, target)
                 finally:
                     if partial.exists():
@@ -166,9 +173,7 @@ def candy(
                           behavior={"velocity": BehaviorSeries(timestamps=centres, data=sess["velocity"],
                                                                unit="cm/s", columns=["x", "y"],
                                                                description="simulated velocity")},
-                          attrs={"subject": "sim", "species": "simulated",
-                                 "start_time": "2000-01-01T00:00:00+00:00",
-                                 "source": {"path": "ncli simulate candy", "sha256": ""}})
+                          attrs=_session_attrs("candy"))
             w.array(f"sessions/{sid}/latents/truth", sess["latents"].astype(np.float32),
                     attrs={"description": "true latent state of the simulation"})
         sim.to_group(w.group("models/truth"), extra={"sessions": [s["session_id"] for s in sim_sessions]})
@@ -218,9 +223,7 @@ def nuclr(
             write_session(w, sid, units=UnitsSource(ids=sess["ids"], areas=sess["areas"],
                                                     spikes=lambda u, s=sess: s["spike_times"][u]),
                           bin_size=bin_size, t_start=0.0, t_stop=sess["duration"],
-                          attrs={"subject": "sim", "species": "simulated",
-                                 "start_time": "2000-01-01T00:00:00+00:00",
-                                 "source": {"path": "ncli simulate nuclr", "sha256": ""}})
+                          attrs=_session_attrs("nuclr"))
             w.array(f"sessions/{sid}/units/cell_type", sess["cell_type"],
                     attrs={"description": "true cell type of the simulation"})
         sim.to_group(w.group("models/truth"), extra={"sessions": [s["session_id"] for s in sim_sessions]})

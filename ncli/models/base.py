@@ -272,3 +272,15 @@ def torch_device(device: str):
         raise UsageError("--device cuda was requested but CUDA is not available", "--device",
                          hint="use --device cpu or auto")
     return torch.device(device)
+
+
+def write_arrays(group, path: str, arrays: dict) -> None:
+    """Write a dict of named arrays into the subgroup ``path`` of a Zarr group."""
+    g = group.require_group(path)
+    for key, value in arrays.items():
+        g.create_array(key, data=np.asarray(value), overwrite=True)
+
+
+def read_arrays(group) -> dict[str, np.ndarray]:
+    """Read every array of a Zarr group into a dict (the inverse of :func:`write_arrays`)."""
+    return {k: np.asarray(v[...]) for k, v in group.arrays()}

@@ -37,7 +37,8 @@ import numpy as np
 
 from ncli.core.errors import DataError
 from ncli.core.metrics import r2_score
-from ncli.models.base import Estimator, _json, check_array, check_fitted, check_params, torch_device
+from ncli.models.base import (Estimator, _json, check_array, check_fitted, check_params, read_arrays,
+                              torch_device, write_arrays)
 
 log = logging.getLogger("ncli")
 
@@ -587,13 +588,9 @@ class CANDY(Estimator):
         """
         super().to_group(group, metrics=metrics, extra=extra)
         for name, enc in zip(self.session_names_, self.encoders_):
-            g = group.require_group(f"encoders/{name}")
-            for key, value in enc.items():
-                g.create_array(key, data=np.asarray(value), overwrite=True)
+            write_arrays(group, f"encoders/{name}", enc)
         for name, dec in zip(self.session_names_, self.decoders_ or []):
-            g = group.require_group(f"decoders/{name}")
-            for key, value in dec.items():
-                g.create_array(key, data=np.asarray(value), overwrite=True)
+            write_arrays(group, f"decoders/{name}", dec)
 
     @classmethod
     def from_group(cls, group) -> "CANDY":
@@ -607,10 +604,9 @@ class CANDY(Estimator):
         model = super().from_group(group)
         names = list(model.session_names_ or [])
         try:
-            model.encoders_ = [{k: np.asarray(v[...]) for k, v in group[f"encoders/{n}"].arrays()} for n in names]
+            model.encoders_ = [read_arrays(group[f"encoders/{n}"]) for n in names]
             if "decoders" in group:
-                model.decoders_ = [{k: np.asarray(v[...]) for k, v in group[f"decoders/{n}"].arrays()}
-                                   for n in names]
+                model.decoders_ = [read_arrays(group[f"decoders/{n}"]) for n in names]
         except KeyError as exc:
             raise DataError(f"saved CANDY model misses {exc}") from None
         return model

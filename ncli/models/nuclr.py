@@ -40,7 +40,8 @@ from typing import Sequence
 import numpy as np
 
 from ncli.core.errors import DataError
-from ncli.models.base import Estimator, check_array, check_fitted, check_params, torch_device
+from ncli.models.base import (Estimator, check_array, check_fitted, check_params, read_arrays, torch_device,
+                              write_arrays)
 
 log = logging.getLogger("ncli")
 
@@ -430,9 +431,7 @@ class NuCLR(Estimator):
         """
         super().to_group(group, metrics=metrics, extra=extra)
         check_fitted(self, ["weights_"])
-        g = group.require_group("weights")
-        for key, value in self.weights_.items():
-            g.create_array(key.replace(".", "__"), data=np.asarray(value), overwrite=True)
+        write_arrays(group, "weights", {k.replace(".", "__"): v for k, v in self.weights_.items()})
 
     @classmethod
     def from_group(cls, group) -> "NuCLR":
@@ -446,7 +445,7 @@ class NuCLR(Estimator):
         model = super().from_group(group)
         if "weights" not in group:
             raise DataError("saved NuCLR model misses its weights")
-        model.weights_ = {k.replace("__", "."): np.asarray(v[...]) for k, v in group["weights"].arrays()}
+        model.weights_ = {k.replace("__", "."): v for k, v in read_arrays(group["weights"]).items()}
         expected = set(model._new_module().state_dict())
         if set(model.weights_) != expected:
             raise DataError("saved NuCLR weights do not match the model configuration")

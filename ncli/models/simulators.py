@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ncli.core.errors import UsageError
-from ncli.models.base import Estimator, check_fitted
+from ncli.models.base import Estimator, check_fitted, check_params
 
 
 @dataclass
@@ -144,9 +144,7 @@ class PoissonLDS(Estimator):
             (self.n_sessions >= 1, f"--sessions must be at least 1, got {self.n_sessions}", "--sessions"),
             (self.behavior_rate > 0, f"behaviour rate must be > 0 Hz, got {self.behavior_rate}", "behavior_rate"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
 
     def init_params(self) -> "PoissonLDS":
         """Draw the ground-truth parameters from ``seed``.
@@ -340,9 +338,7 @@ class CandySimulator(Estimator):
             (self.mean_count > 0, f"--mean-count must be > 0, got {self.mean_count}", "--mean-count"),
             (self.noise in ("poisson", "gaussian"), f"invalid value '{self.noise}' for --noise", "--noise"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
         rng = np.random.default_rng([int(self.seed), 10])
         th, r = 2 * np.pi / 40, 0.97
         A = np.zeros((4, 4))
