@@ -41,6 +41,11 @@ def _register() -> None:
     app.command("decode")(decode.decode)
     app.command("align")(align.align)
     app.command("fit-lds")(fit_lds.fit_lds)
+    from ncli.commands import plot as plot_command, spectrum as spectrum_command
+    app.command("spectrum")(spectrum_command.spectrum)
+    app.command("plot")(plot_command.plot)
+    from ncli.commands import chunk as chunk_command
+    app.command("chunk")(chunk_command.chunk)
     app.add_typer(simulate.app, name="simulate")
 
 

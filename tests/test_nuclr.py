@@ -125,17 +125,38 @@ def test_unit_features_distinguish_bursty_from_regular():
 # ----------------------------------------------------------------------------- simulator
 
 
-def test_simulator_hard_variant_shares_rates():
-    easy = NuclrSimulator(n_sessions=1, duration=60, min_units=60, max_units=60, seed=0).init_params().sample()[0]
-    hard = NuclrSimulator(n_sessions=1, duration=60, min_units=60, max_units=60, hard=True,
-                          seed=0).init_params().sample()[0]
-    for sess, spread in ((easy, 3.0), (hard, 1.5)):
-        rates = np.array([len(s) / 60 for s in sess["spike_times"]])
-        by_type = [rates[sess["cell_type"] == f"T{k}"].mean() for k in range(4)]
-        assert (max(by_type) - min(by_type) > spread) == (sess is easy)
+def _log_rates_by_type(sess, duration):
+    rates = np.array([max(len(s), 1) / duration for s in sess["spike_times"]])
+    return [np.log(rates[sess["cell_type"] == f"T{k}"]) for k in range(4)]
+
+
+def test_simulator_hard_variant_shares_rates_and_isis():
+    kw = dict(n_sessions=1, duration=60, min_units=150, max_units=150, seed=0)
+    easy = NuclrSimulator(**kw).init_params().sample()[0]
+    hard = NuclrSimulator(hard=True, **kw).init_params().sample()[0]
+    spread = {}
+    for name, sess in (("easy", easy), ("hard", hard)):
+        means = [v.mean() for v in _log_rates_by_type(sess, 60)]
+        spread[name] = max(means) - min(means)
         assert set(sess["areas"]) == {"R0", "R1", "R2"}
+    assert spread["easy"] > 0.6 and spread["hard"] < 0.35, spread  # easy: 4-12 Hz medians; hard: one distribution
+    # hard: ISI coefficient of variation is the same for every type (only the coupling differs)
+    cv = np.array([np.std(np.diff(s)) / np.mean(np.diff(s)) for s in hard["spike_times"]])
+    by_type = [cv[hard["cell_type"] == f"T{k}"].mean() for k in range(4)]
+    assert max(by_type) - min(by_type) < 0.1, by_type
     with pytest.raises(Exception, match="units per session"):
         NuclrSimulator(min_units=2).init_params()
+
+
+def test_simulator_types_differ_in_coupling_to_the_population():
+    sess = NuclrSimulator(n_sessions=1, duration=120, min_units=120, max_units=120, hard=True,
+                          seed=3).init_params().sample()[0]
+    C = sim_counts(sess, bin_size=0.1)
+    g = sess["latents"][:, 0].reshape(-1, 20).mean(1)[:C.shape[0]]  # global latent at 100 ms
+    r = np.array([np.corrcoef(C[:, u], g)[0, 1] for u in range(C.shape[1])])
+    by_type = [r[sess["cell_type"] == f"T{k}"].mean() for k in range(4)]
+    # chorister > local > soloist > 0 > anti-phase
+    assert by_type[0] > by_type[1] > by_type[3] > 0 > by_type[2], by_type
 
 
 # ----------------------------------------------------------------------------- command line
@@ -157,6 +178,8 @@ def test_cli_simulate_embed_decode_and_zero_shot(tmp_path, monkeypatch):
     Z = e.read("sessions/sim1/neurons/nuclr")
     assert Z.shape == (len(e.read("sessions/sim1/units/id")), 32) and np.isfinite(Z).all()
     assert e.attrs("sessions/sim1/neurons/nuclr")["n_windows"] == 4
+    per_session = e.attrs("models/nuclr")["metrics"]["sessions"]["sim1"]
+    assert 0 <= per_session["retrieval_top1_halves"] <= 1 and 1 <= per_session["rankme"] <= 32
     # zero-shot on a new store with the trained model
     zs = tmp_path / "zs.zarr"
     res = run(["embed", new, "--method", "nuclr", "--model", emb, "-o", zs])
@@ -193,6 +216,19 @@ def test_cli_errors(tmp_path, monkeypatch, args, code, match):
     assert match in res.stderr
 
 
+def test_small_model_learns_cell_types_zero_shot():
+    """A few hundred steps on two short sessions already carry cell type to unseen sessions."""
+    train = NuclrSimulator(n_sessions=2, duration=80, min_units=60, max_units=80, seed=0).init_params().sample()
+    test = NuclrSimulator(n_sessions=2, duration=80, min_units=60, max_units=80, seed=1).init_params().sample()
+    model = NuCLR(steps=200, seed=0).fit([sim_counts(s) for s in train])
+    assert model.loss_history_[-30:].mean() < model.loss_history_[:30].mean() - 0.3
+    E = [model.transform(sim_counts(s)) for s in test]
+    m = probe_units(E, [s["cell_type"] for s in test])[1]
+    assert m["balanced_accuracy"] >= 0.6, m  # chance 0.25; measured 0.76
+    H, _ = model.transform_windows(sim_counts(test[0]))
+    assert retrieval_top1(H[:4].mean(0), H[4:].mean(0)) > 5 / len(H[0])  # chance 1/N; measured 0.2
+
+
 # ----------------------------------------------------------------------------- acceptance (slow)
 
 
@@ -206,31 +242,41 @@ def _probe_scores(train_seed: int, test_seed: int, hard: bool, steps: int, durat
     for key in ("cell_type", "areas"):
         out[f"nuclr_{key}"] = probe_units(E, [s[key] for s in test])[1]["balanced_accuracy"]
         out[f"features_{key}"] = probe_units(F, [s[key] for s in test])[1]["balanced_accuracy"]
-    C = sim_counts(test[0])
-    H, _ = model.transform_windows(C[-1000:])
-    out["retrieval_top1"] = retrieval_top1(H[0], H[1])
+    windows, halves = [], []
+    for sess in test:  # unseen sessions: two 10-s windows, and the two halves of the session
+        H, _ = model.transform_windows(sim_counts(sess))
+        windows.append(retrieval_top1(H[0], H[1]))
+        halves.append(retrieval_top1(H[:len(H) // 2].mean(0), H[len(H) // 2:].mean(0)))
+    out["retrieval_top1_window"], out["retrieval_top1_halves"] = float(np.mean(windows)), float(np.mean(halves))
     return out
 
 
+@pytest.fixture(scope="module")
+def easy_scores():
+    return _probe_scores(0, 1, hard=False, steps=1500, duration=300)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="not reached yet: with the default small model (300-1500 steps) retrieval top-1 is ~0.03-0.09, "
-           "region ~0.3-0.4 and the hard variant collapses (bench/results/nuclr.json); two 10-s windows of "
-           "NuclrSimulator carry little unit identity: a linear oracle on the true latents (rate + loading) "
-           "retrieves only ~0.31 top-1 (~0.95 on 150-s halves)", strict=False)
-def test_acceptance_easy_zero_shot_probes_and_retrieval():
-    s = _probe_scores(0, 1, hard=False, steps=1500, duration=300)
-    print("nuclr acceptance", s)
-    assert s["retrieval_top1"] >= 0.9, s
-    assert s["nuclr_cell_type"] >= 0.85, s
-    assert s["nuclr_areas"] >= 0.9, s
+def test_acceptance_easy_cell_type_zero_shot(easy_scores):
+    print("nuclr acceptance (easy)", easy_scores)
+    assert easy_scores["nuclr_cell_type"] >= 0.85, easy_scores
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="not reached yet: with the default small model (300-1500 steps) retrieval top-1 is ~0.03, "
-           "region ~0.3-0.4 and the hard variant collapses (bench/results/nuclr.json)", strict=False)
+    reason="not reached: region probe ~0.50 (features ~0.60) and same-unit retrieval top-1 ~0.12 on two 10-s "
+           "windows, ~0.5 on the two halves of an unseen session, after 1500 steps (docs/commands/embed.md)",
+    strict=False)
+def test_acceptance_easy_region_and_retrieval(easy_scores):
+    assert easy_scores["nuclr_areas"] >= 0.9, easy_scores
+    assert easy_scores["retrieval_top1_window"] >= 0.9, easy_scores
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="borderline: nuclr minus features on cell type measured +0.09 to +0.16 depending on steps "
+           "(features are at chance, 0.26, by construction)", strict=False)
 def test_acceptance_hard_variant_beats_features():
     s = _probe_scores(0, 1, hard=True, steps=1500, duration=300)
-    print("nuclr acceptance", s)
+    print("nuclr acceptance (hard)", s)
     assert s["nuclr_cell_type"] - s["features_cell_type"] >= 0.15, s

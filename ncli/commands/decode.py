@@ -1,5 +1,8 @@
 """``ncli decode``: decode a behaviour from binned counts or latents (ridge, Kalman).
 
+The neural decoders (``--method gru|poyo|possm``, spike times or counts) use
+the same splits; they are run by :mod:`ncli.commands._decode_neural`.
+
 Evaluation is either time-blocked K-fold cross-validation within each session
 (contiguous folds, ``--lags`` bins removed from training on both sides of each
 test block) or a split by sessions (``--train-sessions``/``--test-sessions``).
@@ -19,7 +22,7 @@ import numpy as np
 import typer
 
 from ncli import __version__
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
+from ncli.commands._common import (Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
                                    ncli_command, open_input, write_result)
 from ncli.core.errors import DataError, UsageError
 from ncli.core.features import angles_to_xy, lag_features, sqrt_counts, xy_to_angles
@@ -28,7 +31,7 @@ from ncli.core.splits import blocked_folds, contiguous_segments, cross_val_predi
 from ncli.formats.store import Store, StoreWriter
 
 log = logging.getLogger("ncli")
-METHODS = ["ridge", "kalman"]
+METHODS = ["ridge", "kalman", "gru", "poyo", "possm"]
 _TARGET = re.compile(r"^(?P<name>[^\[\]:]+?)(?:\[(?P<cols>[^\]]*)\])?$")
 
 
@@ -130,7 +133,7 @@ def _summary(method: str, target: str, metrics: dict, how: str, sid: str | None)
 @ncli_command("decode")
 def decode(
     store: InputStore = None,
-    method: Annotated[str, typer.Option("--method", help="Decoder: ridge or kalman.")] = "ridge",
+    method: Annotated[str, typer.Option("--method", help="Decoder: ridge, kalman, gru, poyo or possm.")] = "ridge",
     target: Annotated[str, typer.Option("--target", help="Behaviour under binned/behavior; NAME[0,1] or "
                                         "NAME[x,y] picks columns.", show_default=False)] = "",
     latents: Annotated[Optional[str], typer.Option("--latents", help="Decode from latents/NAME instead of "
@@ -152,6 +155,32 @@ def decode(
                                              "behaviour's temporal derivative to the state.")] = True,
     sqrt: Annotated[bool, typer.Option("--sqrt/--no-sqrt", help="Square-root transform counts (ignored "
                                        "for --latents).")] = True,
+    backbone: Annotated[str, typer.Option("--backbone", help="possm: recurrent backbone, gru or s4d.")] = "gru",
+    hidden: Annotated[int, typer.Option("--hidden", help="gru/possm: recurrent width; poyo: token width.")] = 64,
+    layers: Annotated[int, typer.Option("--layers", help="gru/possm: recurrent layers (poyo: layers + 1 "
+                                        "self-attention layers).")] = 1,
+    chunk: Annotated[float, typer.Option("--chunk", help="possm: chunk length (s); the bin width must be a "
+                                         "whole multiple of it.")] = 0.05,
+    context: Annotated[float, typer.Option("--context", help="poyo: context window (s).")] = 1.0,
+    n_latents: Annotated[int, typer.Option("--n-latents", help="possm: latent queries per chunk; poyo: per "
+                                           "context window (default 4 and 8).")] = 0,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="gru/poyo/possm: refit on all usable bins "
+                                        "for models/ (else keep the last fold's model).")] = True,
+    steps: Annotated[int, typer.Option("--steps", help="gru/poyo/possm: training steps.")] = 600,
+    window: Annotated[int, typer.Option("--window", help="gru/possm: training window (bins).")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="gru/poyo/possm: peak learning rate.")] = 3e-3,
+    finetune: Annotated[Optional[str], typer.Option("--finetune", help="Adapt to the test sessions: units "
+                                                    "(new unit/session embeddings only) or full.")] = None,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Steps of --finetune.")] = 500,
+    shared_units: Annotated[bool, typer.Option("--shared-units", help="Units with the same id in different "
+                                               "sessions are the same neuron (one embedding).")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="possm: decode online with the model in STORE; "
+                                         "NDJSON predictions on stdout.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="--stream: the session.")] = None,
+    spikes: Annotated[Optional[str], typer.Option("--spikes", help="--stream: NDJSON spike events from FILE "
+                                                  "or - (stdin) instead of replaying the store.")] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="--stream: replay at the recording's pace.")] = False,
+    device: Device = "cpu",
     seed: Seed = 0,
     output: Output = None,
     overwrite: Overwrite = False,
@@ -175,6 +204,7 @@ def decode(
         raise UsageError("--neurons applies to --target units/COLUMN only", "--neurons")
 
     choice(method, METHODS, "--method")
+    neural = method in ("gru", "poyo", "possm")
     if not target:
         raise UsageError("missing --target", "--target", hint="name a behaviour under binned/behavior")
     name, colspec = parse_target(target)
@@ -192,10 +222,22 @@ def decode(
         if not alphas or any(not np.isfinite(a) or a < 0 for a in alphas):
             raise UsageError(f"invalid --alpha '{alpha}'", "--alpha", hint="values must be >= 0")
 
+    if neural:
+        from ncli.commands._decode_neural import check_options
+        check_options(method, latents=latents, finetune=finetune, stream=stream, spikes=spikes, store=store,
+                      values={"--hidden": hidden, "--layers": layers, "--chunk": chunk, "--context": context,
+                              "--steps": steps, "--window": window, "--lr": lr, "--finetune-steps": finetune_steps,
+                              "--n-latents": n_latents or 1})
+    elif stream or finetune:
+        raise UsageError("--stream and --finetune apply to --method gru, poyo or possm", "--method")
     src = open_input(store)
     sessions = src.sessions()
     if not sessions:
         raise DataError("store has no sessions", src.location)
+    if stream:
+        from ncli.commands._decode_neural import run_stream
+        run_stream(src, method=method, name=name, session=session, spikes=spikes, realtime=realtime)
+        return
     by_session = train_sessions is not None or test_sessions is not None
     if by_session:
         train, test = session_split(sessions, (train_sessions or "").split(","), (test_sessions or "").split(","))
@@ -223,6 +265,18 @@ def decode(
             return RidgeDecoder(alphas=alphas)
         return KalmanDecoder(derivative=derivative)
 
+    if neural:
+        from ncli.commands._decode_neural import run_neural
+        opts = {"backbone": backbone, "hidden": hidden, "layers": layers, "chunk": chunk, "context": context,
+                "steps": steps, "window": window, "lr": lr, "finetune": finetune, "finetune_steps": finetune_steps,
+                "shared_units": shared_units, "device": device, "n_latents": n_latents, "refit": refit}
+        params = {"method": method, "target": target, "lags": lags, "folds": folds, "train_sessions": train,
+                  "test_sessions": test, "seed": seed, **opts}
+        data = {sid: _load(src, sid, target=name, colspec=colspec, latents=None, sqrt=False, lags=0)
+                for sid in used}
+        return run_neural(src, method=method, name=name, used=used, train=train, test=test, by_session=by_session,
+                          folds=folds, lags=lags, data=data, opts=opts, params=params, seed=seed, output=output,
+                          overwrite=overwrite, no_cache=no_cache, summary_line=_summary)
     label = f"{method}_{name}"
     features = {"source": f"latents/{latents}" if latents else "binned/counts",
                 "sqrt": bool(sqrt and not latents), "lags": lags}

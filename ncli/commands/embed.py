@@ -72,7 +72,7 @@ def embed(
     model: Annotated[Optional[str], typer.Option("--model", help="nuclr: embed zero-shot with the model in "
                                                  "models/nuclr of this store (no training).",
                                                  show_default=False)] = None,
-    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 300,
+    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 1500,
     device: Device = "cpu",
     smooth: Annotated[float, typer.Option("--smooth", help="Gaussian kernel SD (s) applied to the counts "
                                           "before fitting; 0 = none.")] = 0.0,
@@ -191,7 +191,7 @@ def _session_duration(src: Store, sid: str) -> float:
 def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, overwrite, no_cache) -> None:
     """``embed --method nuclr|features``: per-neuron embeddings ``neurons/<method>`` (N, K)."""
     from ncli.core.unit_features import unit_features
-    from ncli.models.nuclr import NuCLR
+    from ncli.models.nuclr import NuCLR, rankme, retrieval_top1
 
     src = open_input(store)
     sessions = src.sessions()
@@ -261,7 +261,15 @@ def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, ov
                     attrs={"method": "nuclr", "model": "models/nuclr", "source": source,
                            "n_windows": int(len(starts)), "zero_shot": model is not None,
                            "bin_size_s": net.bin_size})
-            summary[sid] = {"n_windows": int(len(starts)), "n_units": int(C.shape[1])}
+            summary[sid] = {"n_windows": int(len(starts)), "n_units": int(C.shape[1]),
+                            "rankme": rankme(H.mean(0))}
+            if len(starts) >= 2:  # same-unit retrieval: two windows, and the two halves of the session
+                half = len(starts) // 2
+                summary[sid]["retrieval_top1_window"] = retrieval_top1(H[0], H[1])
+                summary[sid]["retrieval_top1_halves"] = retrieval_top1(H[:half].mean(0), H[half:].mean(0))
+                log.info("nuclr %s: same-unit retrieval top-1 %.2f (two windows), %.2f (two halves), "
+                         "RankMe %.1f", sid, summary[sid]["retrieval_top1_window"],
+                         summary[sid]["retrieval_top1_halves"], summary[sid]["rankme"])
         metrics = {"sessions": summary, "windows_per_s": net.windows_per_s_,
                    "final_loss": float(np.mean(net.loss_history_[-20:]))}
         extra = {"sessions_trained": sessions if model is None else None,

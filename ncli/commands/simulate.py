@@ -191,8 +191,8 @@ def nuclr(
     duration: Annotated[float, typer.Option("--duration", help="Length of each session (s).")] = 300.0,
     min_units: Annotated[int, typer.Option("--min-units", help="Fewest units per session.")] = 60,
     max_units: Annotated[int, typer.Option("--max-units", help="Most units per session.")] = 150,
-    hard: Annotated[bool, typer.Option("--hard", help="Cell types share firing rate, gain and spike "
-                                       "history; they differ only in coupling to the population.")] = False,
+    hard: Annotated[bool, typer.Option("--hard", help="Cell types share firing rate and ISI "
+                                       "distributions; they differ only in coupling to the population.")] = False,
     bin_size: Annotated[float, typer.Option("--bin-size", help="Store bin width (s).")] = 0.02,
     seed: Seed = 0,
     overwrite: Overwrite = False,
@@ -200,12 +200,13 @@ def nuclr(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Typed neurons in 3 regions driven by a shared latent (NuCLR setting).
+    """Typed neurons in 3 regions, identifiable from their population context (NuCLR setting).
 
     Writes sessions sim0, sim1, ... with spike times, binned counts,
-    units/area (R0, R1, R2: the latent subspace a unit receives) and
-    units/cell_type (T0..T3: coupling pattern, gain, refractory or bursty
-    spike history), and models/truth. Prints the store location.
+    units/area (R0, R1, R2: the regional latent a unit receives, a 4 Hz
+    rhythm, fast or slow) and units/cell_type (T0..T3: chorister, local,
+    anti-phase, soloist coupling; in the easy variant also rate, gain and
+    refractory or bursty spike history), and models/truth. Prints the store location.
     """
     from ncli.models.simulators import NuclrSimulator
 
@@ -227,6 +228,133 @@ def nuclr(
             w.array(f"sessions/{sid}/units/cell_type", sess["cell_type"],
                     attrs={"description": "true cell type of the simulation"})
         sim.to_group(w.group("models/truth"), extra={"sessions": [s["session_id"] for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
+@app.command("reach")
+@ncli_command("simulate")
+def reach(
+    output: Output = None,
+    units: Annotated[int, typer.Option("--units", help="Units of the first session.")] = 100,
+    sessions: Annotated[int, typer.Option("--sessions", help="Sessions; each later one keeps 70% of the "
+                                          "first session's units and adds --new-units.")] = 2,
+    new_units: Annotated[int, typer.Option("--new-units", help="New units in each later session.")] = 20,
+    drop_fraction: Annotated[float, typer.Option("--drop-fraction", help="Fraction of the first session's "
+                                                 "units missing from each later session.")] = 0.3,
+    duration: Annotated[float, typer.Option("--duration", help="Length of each session (s).")] = 600.0,
+    lag: Annotated[float, typer.Option("--lag", help="Lead of the neurons over the velocity (s).")] = 0.08,
+    tau: Annotated[float, typer.Option("--tau", help="Time constant of the OU velocity (s).")] = 0.4,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Store bin width (s).")] = 0.05,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Cosine-tuned Poisson units leading a 2-d OU velocity (POSSM/POYO decoding setting).
+
+    Writes sessions reach0, reach1, ... with spike times, binned counts,
+    behaviour 'velocity' (cm/s, 100 Hz) and models/truth (preferred directions,
+    depths, rates, unit membership). Prints the store location.
+    """
+    from ncli.models.sim_reach import ReachSimulator
+
+    for value, name in ((duration, "--duration"), (lag, "--lag"), (tau, "--tau"), (drop_fraction,
+                                                                                 "--drop-fraction")):
+        finite(value, name)
+    finite(bin_size, "--bin-size", positive=True)
+    sim = ReachSimulator(n_units=units, n_sessions=sessions, new_units=new_units, drop_fraction=drop_fraction,
+                         tau=tau, lag=lag, seed=seed).init_params()
+    sim_sessions = sim.sample(duration)
+    params = {"generator": "reach", "units": units, "sessions": sessions, "new_units": new_units,
+              "drop_fraction": drop_fraction, "duration": duration, "lag": lag, "tau": tau,
+              "bin_size": bin_size, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for sess in sim_sessions:
+            write_session(w, sess.session_id, units=_units(sess), bin_size=bin_size, t_start=0.0,
+                          t_stop=float(sess.epochs[0, 1]), behavior=_behavior(sess), epochs=sess.epochs,
+                          attrs=_session_attrs("reach"))
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
+@app.command("chunks")
+@ncli_command("simulate")
+def chunks(
+    output: Output = None,
+    variant: Annotated[str, typer.Option("--variant", help="concepts: planted concept patterns on random neuron "
+                                         "subsets (pa, ucd); sequence: a recurring chunk of population states "
+                                         "(dsc).")] = "concepts",
+    units: Annotated[Optional[int], typer.Option("--units", help="Neurons (default 200 for concepts, 40 for "
+                                                 "sequence).", show_default=False)] = None,
+    concepts: Annotated[int, typer.Option("--concepts", help="[concepts] Planted concepts.")] = 5,
+    subset_size: Annotated[int, typer.Option("--subset-size", help="[concepts] Neurons per concept.")] = 30,
+    bins: Annotated[int, typer.Option("--bins", help="[concepts] Bins.")] = 6000,
+    extra_rate: Annotated[float, typer.Option("--extra-rate", help="[concepts] Largest extra rate of a member "
+                                              "neuron during its concept (Hz).")] = 40.0,
+    states: Annotated[int, typer.Option("--states", help="[sequence] Distinct population states.")] = 8,
+    chunk_length: Annotated[int, typer.Option("--chunk-length", help="[sequence] States in the planted "
+                                              "chunk.")] = 4,
+    repeats: Annotated[int, typer.Option("--repeats", help="[sequence] Chunk instances.")] = 300,
+    bin_size: Annotated[Optional[float], typer.Option("--bin-size", help="Bin width (s); default 0.05 "
+                                                      "(concepts), 0.1 (sequence).", show_default=False)] = None,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Ground truth for `ncli chunk`: planted concept patterns or a recurring state sequence.
+
+    Writes session sim0 with pre-binned counts, chunks/truth/labels (T,) int32
+    (concept per bin, or 0 inside a planted chunk instance; -1 elsewhere) and
+    models/truth; concepts also get intervals/concepts (start_time, stop_time,
+    concept), sequence also chunks/truth/states. Prints the store location.
+    """
+    from ncli.commands._common import choice
+    from ncli.models.sim_chunks import ConceptChunkSimulator, SequenceChunkSimulator
+
+    choice(variant, ["concepts", "sequence"], "--variant")
+    finite(extra_rate, "--extra-rate", positive=True)
+    finite(bin_size, "--bin-size", positive=True)
+    if variant == "concepts":
+        sim = ConceptChunkSimulator(n_units=units or 200, n_concepts=concepts, subset_size=subset_size,
+                                    n_bins=bins, bin_size=bin_size or 0.05, extra_rate=extra_rate,
+                                    seed=seed).init_params()
+    else:
+        sim = SequenceChunkSimulator(n_units=units or 40, n_states=states, chunk_length=chunk_length,
+                                     n_repeats=repeats, bin_size=bin_size or 0.1, seed=seed).init_params()
+    data = sim.sample()
+    params = {"generator": "chunks", "variant": variant, **sim.get_config()}
+
+    def build(w: StoreWriter) -> None:
+        counts, dt = data["counts"], data["bin_size"]
+        n = counts.shape[1]
+        write_session(w, "sim0", units=UnitsSource(ids=np.array([str(i) for i in range(n)]),
+                                                   areas=np.array([""] * n), spikes=lambda u: np.zeros(0)),
+                      bin_size=dt, t_start=0.0, counts=counts, attrs=_session_attrs("chunks"),
+                      intervals=None if variant != "concepts" else {"concepts": {
+                          "start_time": data["occurrences"][:, 0] * dt,
+                          "stop_time": data["occurrences"][:, 1] * dt,
+                          "concept": np.array([f"c{k}" for k in data["occurrences"][:, 2]])}})
+        if variant == "concepts":
+            names = [f"c{k}" for k in range(concepts)]
+            extra = {}
+        else:
+            names = ["chunk"]
+            extra = {"parse_length": data["parse_length"], "chunk": sim.chunk_.tolist()}
+            w.array("sessions/sim0/chunks/truth/states", data["states"],
+                    attrs={"description": "true population state per bin"})
+        w.array("sessions/sim0/chunks/truth/labels", data["labels"],
+                attrs={"description": "true chunk per bin (-1: none)"})
+        w.group("sessions/sim0/chunks/truth", {"method": "truth", "model": "models/truth", "names": names,
+                                               **extra})
+        sim.to_group(w.group("models/truth"), extra={"sessions": ["sim0"], "names": names, **extra})
 
     write_result("simulate", parent=None, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache)

@@ -46,7 +46,7 @@ from ncli.models.base import (Estimator, check_array, check_fitted, check_params
 log = logging.getLogger("ncli")
 
 
-def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int):
+def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int, coupling: bool = True):
     """The torch encoder (built lazily so importing this module does not import torch)."""
     import torch
     from torch import nn
@@ -58,7 +58,8 @@ def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int):
     class Encoder(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed = nn.Linear(P, d)
+            self.embed = nn.Sequential(nn.Linear(P, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+            self.coupling = nn.Linear(P, d, bias=False) if coupling else None
             self.time_pos = nn.Parameter(torch.zeros(W, d))
             nn.init.normal_(self.time_pos, std=0.02)
             self.temporal = layer()
@@ -70,7 +71,12 @@ def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int):
         def forward(self, x):
             """x: (B, N, W, P) counts -> h (B, N, d) and z (B, N, proj) L2-normalised."""
             B, N, Wn, _ = x.shape
-            e = self.embed(torch.log1p(x)) + self.time_pos[:Wn]  # (B, N, W, d)
+            lx = torch.log1p(x)
+            e = self.embed(lx) + self.time_pos[:Wn]  # (B, N, W, d)
+            if self.coupling is not None:  # co-fluctuation of each unit with the population, bin by bin
+                m = lx.mean(1, keepdim=True)  # (B, 1, W, P) population mean
+                m = (m - m.mean((2, 3), keepdim=True)) / (m.std((2, 3), keepdim=True) + 1e-3)
+                e = e + self.coupling((lx - lx.mean((2, 3), keepdim=True)) * m)
             e = self.temporal(e.reshape(B * N, Wn, d)).reshape(B, N, Wn, d)
             for ua, ta in zip(self.unit_layers, self.time_layers):
                 e = ua(e.transpose(1, 2).reshape(B * Wn, N, d)).reshape(B, Wn, N, d).transpose(1, 2)
@@ -175,7 +181,7 @@ class NuCLR(Estimator):
     def __init__(self, bin_size: float = 0.02, token_bins: int = 50, window_tokens: int = 10,
                  max_gap_s: float = 30.0, d_model: int = 32, n_heads: int = 4, n_blocks: int = 1,
                  proj_dim: int = 32, temperature: float = 0.2, keep_min: float = 0.5, max_units: int = 64,
-                 batch_size: int = 4, steps: int = 300, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 batch_size: int = 4, steps: int = 1500, lr: float = 3e-3, weight_decay: float = 1e-4,
                  seed: int = 0, device: str = "cpu"):
         self.bin_size = bin_size
         self.token_bins = token_bins

@@ -399,26 +399,33 @@ class CandySimulator(Estimator):
 
 
 class NuclrSimulator(Estimator):
-    """Populations of typed neurons in three regions driven by a shared latent process.
+    """Typed neurons in three regions, identifiable only through their population context.
 
-    A 6-d latent ``z(t)`` (independent Ornstein-Uhlenbeck processes, time
-    constants 0.3-1.5 s, unit variance) drives every session. Region ``r``
-    (``R0``, ``R1``, ``R2``) reads the 2-d subspace ``z[2r:2r+2]`` plus a
-    weak global component ``mean(z)`` and a unit-specific random loading
-    (SD 0.2 on every latent dimension: each neuron's individual identity). Each unit has a cell type ``T0``-``T3``
-    that fixes
+    Every session has its own latent paths (Ornstein-Uhlenbeck processes, unit
+    variance): a global latent ``g`` (τ 0.5 s) shared by all units, one
+    latent ``r_k`` per region with its own dynamics (``R0``: a damped 4 Hz
+    rhythm, τ 0.5 s; ``R1``: fast, τ 0.15 s; ``R2``: slow, τ 1.5 s) and 16
+    assembly latents ``a_j`` (τ 0.3 s). Each unit has a cell type
+    ``T0``-``T3`` that fixes its *coupling pattern* to the population:
 
-    - its coupling pattern: the direction of its loading inside the region's
-      subspace (0°, 90°, 180°, 270°, each jittered by ±15°);
-    - its gain (loading norm) and baseline rate;
-    - its spike history: refractory (T0, T2: suppression for ~15 ms) or bursty
-      (T1, T3: a short dead time, then excitation 10-30 ms after a spike).
+    - ``T0`` chorister: follows the global latent (``0.8 g + 0.6 r``);
+    - ``T1`` local: follows its region (``0.25 g + 0.97 r``);
+    - ``T2`` anti-phase: suppressed when the population is active (``-0.7 g + 0.71 r``);
+    - ``T3`` soloist: driven mostly by a private latent (``0.15 g + 0.3 r + 0.94 p``, τ 0.5 s);
+
+    each coefficient jittered by ±15 % per unit. Every mix has unit variance, so
+    the marginal rate process of a unit does not depend on its type. On top,
+    each unit reads two random assemblies (weights ±U(0.5, 0.8)), which together
+    with an individual baseline rate (log-normal, SD 0.8) is the unit's own identity.
 
     Spiking is a Bernoulli process on a 5 ms grid with conditional intensity
-    ``λ_u(t) = b_u exp(g_u c_u·z_r(t) + Σ_k h_type[k] s_u(t-k))``.
-    With ``hard=True`` every type has the same baseline rate, gain and spike
-    history, so the types share firing rate and ISI distribution and differ
-    only in how they couple to the population.
+    ``λ_u(t) = b_u exp(gain_u · m_u(t) + Σ_k h_type[k] s_u(t-k))``, where
+    ``m_u`` is the unit's latent mix. In the easy variant types also differ in
+    baseline rate, gain and spike history (refractory for T0/T2, bursty for
+    T1/T3). With ``hard=True`` every type draws its rate from the same
+    log-normal distribution and shares gain and refractory history, so firing
+    rate and ISI distributions are the same for all types: only the coupling
+    to the rest of the population tells them apart.
 
     Parameters
     ----------
@@ -439,21 +446,27 @@ class NuclrSimulator(Estimator):
     history_ : (4, 8) float64
         Spike-history kernel of each type (log-rate change 5-40 ms after a spike).
     base_rate_ : (4,) float64
-        Baseline rate of each type (Hz).
+        Median baseline rate of each type (Hz).
     gain_ : (4,) float64
         Gain of each type.
+    coupling_ : (4, 3) float64
+        Loadings of each type on (global, region, private) latents.
 
     References
     ----------
     NuCLR: "Know Thyself by Knowing Others: Learning Neuron Identity from
-    Population Context", NeurIPS 2025 (the synthetic setting: types defined by
-    coupling and dynamics, regions by their inputs).
+    Population Context", NeurIPS 2025 (neuron identity as a function of the
+    unit's relation to its population; types by coupling and dynamics,
+    regions by their inputs).
     """
 
-    _learned = ("n_units_", "history_", "base_rate_", "gain_")
+    _learned = ("n_units_", "history_", "base_rate_", "gain_", "coupling_")
     DT = 0.005
     N_TYPES = 4
+    N_ASSEMBLIES = 16
     REGIONS = ("R0", "R1", "R2")
+    REGION_TAU = (0.5, 0.15, 1.5)
+    RHYTHM_HZ = 4.0
 
     def __init__(self, n_sessions: int = 4, min_units: int = 60, max_units: int = 150,
                  duration: float = 300.0, hard: bool = False, seed: int = 0):
@@ -483,15 +496,40 @@ class NuclrSimulator(Estimator):
         lag = np.arange(1, 9)
         refractory = -6.0 * np.exp(-(lag - 1) / 1.5)
         bursty = np.where(lag == 1, -4.0, 1.6 * np.exp(-((lag - 3.5) ** 2) / 2.0))
+        mix = np.array([[0.8, 0.6, 0.0], [0.25, 0.97, 0.0], [-0.7, 0.71, 0.0], [0.15, 0.3, 0.94]])
+        self.coupling_ = mix / np.linalg.norm(mix, axis=1, keepdims=True)
         if self.hard:
             self.history_ = np.tile(refractory, (4, 1))
             self.base_rate_ = np.full(4, 8.0)
-            self.gain_ = np.full(4, 0.7)
+            self.gain_ = np.full(4, 0.8)
         else:
             self.history_ = np.stack([refractory, bursty, refractory, bursty])
             self.base_rate_ = np.array([6.0, 4.0, 12.0, 8.0])
-            self.gain_ = np.array([0.5, 0.9, 0.7, 0.4])
+            self.gain_ = np.array([0.8, 1.0, 0.7, 0.6])
         return self
+
+    @staticmethod
+    def _ou(rng, T: int, taus: np.ndarray, dt: float) -> np.ndarray:
+        """(T, len(taus)) unit-variance Ornstein-Uhlenbeck paths."""
+        a = np.exp(-dt / np.asarray(taus, float))
+        noise = rng.standard_normal((T, a.size)) * np.sqrt(1 - a ** 2)
+        z = np.empty((T, a.size))
+        z[0] = rng.standard_normal(a.size)
+        for t in range(1, T):
+            z[t] = a * z[t - 1] + noise[t]
+        return z
+
+    @staticmethod
+    def _rhythm(rng, T: int, freq: float, tau: float, dt: float) -> np.ndarray:
+        """(T,) unit-variance damped oscillation (stochastically driven rotation at ``freq`` Hz)."""
+        a, w = np.exp(-dt / tau), 2 * np.pi * freq * dt
+        R = a * np.array([[np.cos(w), -np.sin(w)], [np.sin(w), np.cos(w)]])
+        noise = rng.standard_normal((T, 2)) * np.sqrt(1 - a ** 2)
+        z = np.empty((T, 2))
+        z[0] = rng.standard_normal(2)
+        for t in range(1, T):
+            z[t] = R @ z[t - 1] + noise[t]
+        return z[:, 0]
 
     def sample(self) -> list[dict]:
         """Simulate every session.
@@ -501,7 +539,8 @@ class NuclrSimulator(Estimator):
         list of dict
             Per session: ``session_id``, ``ids`` (N,), ``areas`` (N,) str,
             ``cell_type`` (N,) str, ``spike_times`` list of (S_u,) float64 (s),
-            ``latents`` (T5, 6) float32 on the 5 ms grid, ``duration`` (s).
+            ``latents`` (T5, 4) float32 on the 5 ms grid (global, R0, R1, R2),
+            ``duration`` (s).
 
         Raises
         ------
@@ -512,27 +551,30 @@ class NuclrSimulator(Estimator):
         out = []
         dt = self.DT
         T = int(round(self.duration / dt))
-        taus = np.array([0.3, 0.5, 0.8, 1.0, 1.2, 1.5])
-        a = np.exp(-dt / taus)
+        A = self.N_ASSEMBLIES
         for s in range(self.n_sessions):
             rng = np.random.default_rng([int(self.seed), 72, s])
             n = int(self.n_units_[s])
-            z = np.zeros((T, 6))
-            noise = rng.standard_normal((T, 6)) * np.sqrt(1 - a ** 2)
-            z[0] = rng.standard_normal(6)
-            for t in range(1, T):
-                z[t] = a * z[t - 1] + noise[t]
+            shared = self._ou(rng, T, np.array([0.5, *self.REGION_TAU]), dt)  # global, R0, R1, R2
+            shared[:, 1] = self._rhythm(rng, T, self.RHYTHM_HZ, self.REGION_TAU[0], dt)
+            assemblies = self._ou(rng, T, np.full(A, 0.3), dt)
             region = rng.integers(0, 3, n)
             ctype = rng.integers(0, 4, n)
-            angle = ctype * (np.pi / 2) + rng.uniform(-np.pi / 12, np.pi / 12, n)
-            load = np.zeros((n, 6))
-            load[np.arange(n), 2 * region] = np.cos(angle)
-            load[np.arange(n), 2 * region + 1] = np.sin(angle)
-            load += 0.15 * (1 / 6)  # weak shared component
-            load += 0.2 * rng.standard_normal((n, 6))  # unit-specific coupling (individual identity)
-            gain = self.gain_[ctype] * rng.uniform(0.85, 1.15, n)
-            drive = (z @ load.T) * gain  # (T, n)
-            logb = np.log(self.base_rate_[ctype] * rng.uniform(0.8, 1.25, n) * dt)
+            coef = self.coupling_[ctype] * rng.uniform(0.85, 1.15, (n, 3))
+            W = np.zeros((n, 4 + A))
+            W[:, 0] = coef[:, 0]
+            W[np.arange(n), 1 + region] = coef[:, 1]
+            for u in range(n):  # two assemblies per unit: its individual signature
+                W[u, 4 + rng.choice(A, 2, replace=False)] = rng.choice([-1, 1], 2) * rng.uniform(0.5, 0.8, 2)
+            private = np.flatnonzero(coef[:, 2] > 0)
+            drive = np.concatenate([shared, assemblies], 1) @ W.T  # (T, n)
+            if private.size:
+                drive[:, private] += self._ou(rng, T, np.full(private.size, 0.5), dt) * coef[private, 2]
+            drive /= np.sqrt((W ** 2).sum(1) + coef[:, 2] ** 2)  # unit variance whatever the mix
+            gain = self.gain_[ctype] * rng.uniform(0.9, 1.1, n)
+            rate = self.base_rate_[ctype] * np.exp(np.clip(0.8 * rng.standard_normal(n), -1.6, 1.6))
+            logb = np.log(rate * dt) - 0.5 * gain ** 2  # mean rate ≈ rate whatever the gain
+            drive *= gain
             H = self.history_[ctype]  # (n, 8)
             S = np.zeros((T, n), dtype=np.int8)
             u = rng.random((T, n))
@@ -549,5 +591,5 @@ class NuclrSimulator(Estimator):
             out.append({"session_id": f"sim{s}", "ids": np.array([str(k) for k in range(n)]),
                         "areas": np.array([self.REGIONS[r] for r in region]),
                         "cell_type": np.array([f"T{c}" for c in ctype]), "spike_times": spikes,
-                        "latents": z.astype(np.float32), "duration": float(self.duration)})
+                        "latents": shared.astype(np.float32), "duration": float(self.duration)})
         return out
