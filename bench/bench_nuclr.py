@@ -47,9 +47,11 @@ def run(hard: bool, steps: int, device: str, duration: float) -> dict:
     fit_s = time.perf_counter() - t0
     E = [model.transform(counts(s)) for s in test]
     F = [unit_features(s["spike_times"], s["duration"])[0] for s in test]
-    H, _ = model.transform_windows(counts(test[0])[-1000:])
+    H, _ = model.transform_windows(counts(test[0]))
+    half = len(H) // 2
     out = {"hard": hard, "steps": steps, "fit_s": fit_s, "windows_per_s": model.windows_per_s_,
            "final_loss": float(model.loss_history_[-20:].mean()), "retrieval_top1": retrieval_top1(H[0], H[1]),
+           "retrieval_top1_halves": retrieval_top1(H[:half].mean(0), H[half:].mean(0)),
            "rankme": rankme(np.vstack(E)), "embedding_dim": model.d_model}
     for key, name in (("cell_type", "type"), ("areas", "region")):
         for label, X in (("nuclr", E), ("features", F)):
@@ -65,7 +67,7 @@ def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--duration", type=float, default=300.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(HERE / "results" / "nuclr.json"))

@@ -279,7 +279,7 @@ def _copy(model):
 
 
 def _read_events(stream, unit_index: dict, sid: str):
-    """Yield (time, unit index or -1) from NDJSON lines ``{"t": s, "unit": id}`` (a line without unit ticks the clock)."""
+    """Yield (time, unit index or -1) from NDJSON lines ``{"t": s, "unit": id}``; a line without unit is a tick."""
     last = -np.inf
     for n, line in enumerate(stream, 1):
         line = line.strip()

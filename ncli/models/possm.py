@@ -595,8 +595,10 @@ class SequenceDecoder(Estimator):
         lr = self.lr if finetune != "units" else self.lr * 3
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if finetune == "units" else self.weight_decay)
         warm = max(1, n_steps // 10)
-        sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, cosine decay to 5 %
-            opt, lambda i: min(1.0, (i + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(i, n_steps) / n_steps))))
+        def schedule(i):  # linear warm-up, cosine decay to 5 %
+            return min(1.0, (i + 1) / warm) * (0.05 + 0.475 * (1 + math.cos(math.pi * min(i, n_steps) / n_steps)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         net.train()
         p_sess = n_windows / n_windows.sum()
         for step in range(n_steps):
