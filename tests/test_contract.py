@@ -178,3 +178,12 @@ def test_align_and_fit_lds_refuse_bad_requests(workdir, args, code, message):
     res = runner.invoke(app, args)
     assert res.exit_code == code, res.stderr
     assert message in one_line(res.stderr, args[0])
+
+
+def test_info_lists_spectra(workdir):
+    res = runner.invoke(app, ["spectrum", "--n-e", "400", "--n-i", "100", "--mean", "EE=2", "--mean", "EI=-3",
+                              "--mean", "IE=2", "--mean", "II=-2", "-o", "net.zarr"])
+    assert res.exit_code == 0, res.stderr
+    shown = runner.invoke(app, ["info", "net.zarr"])
+    assert shown.exit_code == 0, shown.stderr
+    assert "spectra:" in shown.stdout and "regime=asynchronous" in shown.stdout

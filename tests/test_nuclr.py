@@ -61,6 +61,13 @@ def test_same_seed_same_model_and_save_load_roundtrip(tmp_path):
     assert np.allclose(a.transform(C[0]), c.transform(C[0]), atol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [1, 10, 19])
+def test_any_number_of_steps_trains(steps):
+    # OneCycleLR divided by zero for 10 steps (one warm-up step); the schedule is now linear warm-up + cosine
+    model = NuCLR(steps=steps, seed=0).fit([make_counts(600, 6)])
+    assert model.loss_history_.shape == (steps,) and np.isfinite(model.loss_history_).all()
+
+
 def test_dcl_loss_prefers_matching_views():
     import torch
 

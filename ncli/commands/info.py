@@ -42,6 +42,21 @@ def _find_models(store: Store, path: str = "models") -> dict[str, dict]:
     return out
 
 
+def _find_spectra(store: Store) -> dict[str, dict]:
+    """``spectra/<name>`` groups (``ncli spectrum``): kind, regime and size of each."""
+    out: dict[str, dict] = {}
+    for name in store.children("spectra"):
+        sub = f"spectra/{name}"
+        if store.is_array(sub):
+            continue
+        attrs = store.attrs(sub)
+        regime = attrs.get("regime") or {}
+        out[name] = {"kind": attrs.get("kind"), "n": attrs.get("n"), "regime": regime.get("regime"),
+                     "wavenumber": regime.get("wavenumber"), "frequency_hz": regime.get("frequency_hz"),
+                     "bulk_radius": regime.get("bulk_radius"), "stable": regime.get("stable")}
+    return out
+
+
 def describe(store: Store, *, check: bool = False) -> dict[str, Any]:
     """Machine-readable summary of a store (the ``--json`` output).
 
@@ -102,6 +117,7 @@ def describe(store: Store, *, check: bool = False) -> dict[str, Any]:
         "layers": layers,
         "sessions": sessions,
         "models": _find_models(store),
+        "spectra": _find_spectra(store),
         "history": store.history,
     }
     if check:
@@ -162,6 +178,12 @@ def render(d: dict[str, Any], *, history: bool = True) -> str:
         for name, m in d["models"].items():
             met = _fmt_metrics(m.get("metrics") or {})
             lines.append(f"  {name}: {m['class']}" + (f"  {met}" if met else ""))
+    if d.get("spectra"):
+        lines.append("spectra:")
+        for name, sp in d["spectra"].items():
+            parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in sp.items() if v is not None and k != "kind"]
+            lines.append(f"  {name} ({sp.get('kind')}): " + " ".join(parts))
     if history and d["history"]:
         lines.append("history:")
         for h in d["history"]:
