@@ -213,6 +213,8 @@ def test_dsc_finds_the_planted_chunk_and_parses_to_the_true_length(sequence, tmp
     (["--method", "pa", "--labels", "nowhere"], 2, "invalid --labels 'nowhere'"),
     (["--method", "pa", "--labels", "intervals/concepts/colour"], 2, "no column 'colour' in intervals/concepts"),
     (["--method", "pa", "--labels", "chunks/none"], 2, "no per-bin labels at"),
+    # regression: a missing table read "no column 'start_time' in trials; hint: columns: (no such table)"
+    (["--method", "pa", "--labels", "trials/x"], 2, "session sim0 has no table trials"),
     (["--method", "ucd", "--latents", "pca"], 2, "unknown latents 'pca'"),
     (["--method", "ucd", "--min-similarity", "nan"], 2, "--min-similarity must be a finite number"),
     (["--method", "pa", "--labels", "chunks/truth", "--tolerance", "-1"], 2, "--tolerance must be >= 0"),
@@ -220,6 +222,13 @@ def test_dsc_finds_the_planted_chunk_and_parses_to_the_true_length(sequence, tmp
     (["--method", "ucd", "--n-chunks", "0"], 2, "--n-chunks must be at least 1"),
     (["--method", "dsc", "--state-radius", "1.5"], 2, "--state-radius must be in [0, 1)"),
     (["--method", "ucd", "--name", "a/b"], 2, "invalid --name 'a/b'"),
+    # regressions: a name zarr refuses was a ValueError with exit 1; an empty name silently meant the method
+    (["--method", "ucd", "--name", ".."], 2, "invalid --name '..'"),
+    (["--method", "ucd", "--name", ""], 2, "invalid --name ''"),
+    # regression: more than 127 levels overflowed the int8 level tuples (negative levels in states_)
+    (["--method", "dsc", "--n-levels", "200"], 2, "--n-levels must be at most 127"),
+    # regression: a name already in the input mixed the new layer with the old result (e.g. the ground truth)
+    (["--method", "ucd", "--name", "truth"], 2, "the input already holds chunks named 'truth'"),
 ])
 def test_chunk_usage_errors(tmp_path, args, code, message):
     sim = tmp_path / "sim.zarr"
@@ -242,9 +251,36 @@ def test_chunk_data_errors(tmp_path):
     loc2 = make_store(str(tmp_path / "t.zarr"), n_units=4, duration=20.0, bin_size=0.5)
     res = run(["chunk", loc2, "--method", "pa", "--labels", "trials/start_time", "--test-fraction", "0.5",
                "-o", tmp_path / "o2.zarr"])
-    # every trial is its own label; the held-out ones never occur in training
-    assert res.exit_code == 1 and "has no occurrence in the training bins" in res.stderr
+    # every trial is its own label; the held-out ones never occur in training. The error names the labels
+    # (their values in the table), not internal label indices
+    assert res.exit_code == 1 and "label '10' of trials/start_time never occurs in the training bins" in res.stderr, \
+        res.stderr
     assert not (tmp_path / "o2.zarr").exists()
+
+
+def test_a_rerun_under_an_existing_name_is_refused_and_does_not_mix_models(tmp_path):
+    """Regression: ``chunk pa.zarr --method ucd --name pa`` wrote a layer whose models/chunk_pa/<sid> merged
+    the UCD arrays with the parent's PA arrays (thresholds_, sweep_*) under the UCD class."""
+    sim = ok(["simulate", "chunks", "--bins", 600, "--units", 40, "--subset-size", 8, "-o", tmp_path / "s.zarr"])
+    pa = ok(["chunk", sim, "--method", "pa", "--labels", "chunks/truth", "-o", tmp_path / "pa.zarr"])
+    res = run(["chunk", pa, "--method", "ucd", "--name", "pa", "-o", tmp_path / "x.zarr"])
+    assert res.exit_code == 2 and "the input already holds chunks named 'pa' (models/chunk_pa)" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.zarr").exists()
+    ok(["chunk", pa, "--method", "ucd", "-o", tmp_path / "u.zarr"])  # another name is fine
+
+
+def test_ucd_summary_says_what_it_was_evaluated_on_and_counts_empty_chunks(tmp_path):
+    """Regressions: with --test-fraction 0 the summary said "held-out coverage" of training bins; with fewer
+    distinct patterns than --n-chunks (1-d latents: two unit vectors) it reported 5 chunks, 3 of them empty."""
+    sim = ok(["simulate", "chunks", "--bins", 600, "--units", 40, "--subset-size", 8, "-o", tmp_path / "s.zarr"])
+    res = run(["chunk", sim, "--method", "ucd", "--test-fraction", 0, "-o", tmp_path / "a.zarr"])
+    assert res.exit_code == 0 and "training (no held-out bins) coverage" in res.stderr and "held-out" not in \
+        res.stderr.replace("no held-out", ""), res.stderr
+    emb = ok(["embed", sim, "--method", "pca", "--dim", 1, "-o", tmp_path / "p.zarr"])
+    res = run(["chunk", emb, "--latents", "pca", "--method", "ucd", "-o", tmp_path / "b.zarr"])
+    assert res.exit_code == 0 and "(3 empty" in res.stderr, res.stderr
+    m = Store.open(tmp_path / "b.zarr").attrs("models/chunk_ucd/sim0")["metrics"]
+    assert m["n_chunks_used"] == 2
 
 
 # ----------------------------------------------------------------------------- more seeds

@@ -187,3 +187,23 @@ def test_info_lists_spectra(workdir):
     shown = runner.invoke(app, ["info", "net.zarr"])
     assert shown.exit_code == 0, shown.stderr
     assert "spectra:" in shown.stdout and "regime=asynchronous" in shown.stdout
+
+
+def test_output_inside_an_input_store_is_refused(workdir):
+    before = sorted(p.name for p in (workdir / "s.zarr").iterdir())
+    res = runner.invoke(app, ["embed", "s.zarr", "--dim", "2", "-o", "s.zarr/sub.zarr"])
+    assert res.exit_code == 2
+    assert "output would be written inside an input store" in one_line(res.stderr, "embed")
+    assert sorted(p.name for p in (workdir / "s.zarr").iterdir()) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--units", "0"], "--units must be at least 2"),
+    (["--states", "9"], "--states applies to --variant sequence only"),
+    (["--variant", "sequence", "--bins", "100"], "--bins applies to --variant concepts only"),
+])
+def test_simulate_chunks_refuses_options_it_would_ignore(workdir, args, message):
+    res = runner.invoke(app, ["simulate", "chunks", "-o", "c.zarr", *args])
+    assert res.exit_code == 2
+    assert message in one_line(res.stderr, "simulate")
+    assert not (workdir / "c.zarr").exists()

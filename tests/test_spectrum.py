@@ -481,3 +481,90 @@ def test_condition_numbers_flag_modes_near_an_exceptional_point():
     assert th.condition[out & (k != 3)].max() < 2
     glob = S.network_theory(make_spec("global"))
     assert np.all(glob.condition[glob.outliers()] < 1.2)  # nearly normal blocks
+
+
+# ----------------------------------------------------------------------------- regressions
+
+
+_GOOD_NET = {"populations": {"E": {"n": 100}, "I": {"n": 25}},
+             "projections": {k: {"mean": m, "in_degree": 10} for k, m in zip(("EE", "EI", "IE", "II"), (1, -1, 1, -1))}}
+
+
+def _edit(path, value):
+    net = json.loads(json.dumps(_GOOD_NET))
+    *head, last = path
+    d = net
+    for key in head:
+        d = d[key]
+    d[last] = value
+    return net
+
+
+@pytest.mark.parametrize("net, message", [
+    (_edit(["populations", "E", "n"], "abc"), "population E: n must be a number, got 'abc'"),
+    (_edit(["tau"], "fast"), "tau must be a number, got 'fast'"),
+    (_edit(["dim"], "x"), "dim must be a number, got 'x'"),
+    (_edit(["dim"], 1.5), "dim must be 1 (ring) or 2 (torus), got 1.5"),
+    (_edit(["populations"], []), "'populations' in the network spec must be a table/object, got list"),
+    (_edit(["populations", "E"], 5), "population E must be a table/object, got int"),
+    (_edit(["defaults"], 5), "'defaults' in the network spec must be a table/object, got int"),
+    (_edit(["projections", "EE"], 5), "projection EE must be a table/object, got int"),
+    (_edit(["projections", "EE", "mean"], None), "projection EE: mean must be a number, got None"),
+    (_edit(["projections", "EE", "in_degree"], "x"), "projection EE: in_degree must be a number, got 'x'"),
+    (_edit(["populations", "E", "gain"], "x"), "population E: gain must be a number, got 'x'"),
+    (_edit(["populations", "E", "n"], 1e308 * 10), "population E: n must be an integer >= 4, got inf"),
+    ([1, 2], "network spec must be a table/object, got list"),
+])
+def test_spec_file_with_wrong_types_is_a_usage_error(net, message, tmp_path):
+    """Regression: wrong value types in a spec file were 'ValueError/TypeError/AttributeError: ...' with exit 1."""
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    res = run(["spectrum", "--network", tmp_path / "net.json", "--method", "none", "-o", tmp_path / "x.zarr"])
+    assert res.exit_code == 2, res.stderr
+    assert message in res.stderr and "Error:" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("opt", [["--dim", 0], ["--n-e", 0], ["--tau", 0]])
+def test_from_refuses_network_options_even_when_zero(opt, tmp_path, lds_store):
+    """Regression: --from ignored network options whose value is falsy (--dim 0, --n-e 0)."""
+    res = run(["spectrum", lds_store, "--from", "models/lds", *opt, "-o", tmp_path / "x.zarr"])
+    assert res.exit_code == 2 and ("takes no network options" in res.stderr or "must be > 0" in res.stderr), res.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_fitted_spectrum_refuses_a_name_already_in_its_input(tmp_path, lds_store):
+    """Regression: a second spectrum of the same name shadowed the first, merging their attributes."""
+    first = run(["spectrum", lds_store, "--from", "models/lds", "-o", tmp_path / "a.zarr"])
+    assert first.exit_code == 0, first.stderr
+    res = run(["spectrum", tmp_path / "a.zarr", "--from", "models/lds", "-o", tmp_path / "b.zarr"])
+    assert res.exit_code == 2 and "already holds a spectrum named 'lds'" in res.stderr, res.stderr
+    res = run(["spectrum", tmp_path / "a.zarr", "--from", "models/lds", "--name", "lds2", "-o", tmp_path / "c.zarr"])
+    assert res.exit_code == 0, res.stderr
+
+
+def test_plot_never_writes_inside_its_input_store_or_a_parent(tmp_path, lds_store):
+    """Regression: ``ncli plot s.zarr -o s.zarr/fig.png`` wrote the figure into the input store."""
+    res = run(["spectrum", lds_store, "--from", "models/lds", "-o", tmp_path / "s.zarr"])
+    assert res.exit_code == 0, res.stderr
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "s.zarr").rglob("*"))
+    for target in (tmp_path / "s.zarr" / "fig.png", tmp_path / "s.zarr" / "spectra" / "lds" / "fig.svg",
+                   Path(lds_store) / "fig.png"):
+        res = run(["plot", tmp_path / "s.zarr", "-o", target])
+        assert res.exit_code == 2 and "inside an input store" in res.stderr, res.stderr
+        assert not target.exists()
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "s.zarr").rglob("*")) == before
+    assert not (Path(lds_store) / "fig.png").exists()
+    res = run(["plot", tmp_path / "s.zarr", "-o", tmp_path / "fig.png"])
+    assert res.exit_code == 0 and (tmp_path / "fig.png").exists(), res.stderr
+
+
+def test_simulation_step_larger_than_half_tau_is_refused(tmp_path):
+    """Regression: --dt 0.05 with tau 0.01 ran an unstable Euler scheme; a stable network then showed a fake
+    10 Hz global synchrony (the step's Nyquist frequency)."""
+    base = ["spectrum", "--n-e", 80, "--n-i", 20, "--in-degree", 10, "--mean", "EE=0.5", "--mean", "EI=-1",
+            "--mean", "IE=0.5", "--mean", "II=-1", "--activation", "tanh", "--method", "none", "--simulate", 1]
+    res = run([*base, "--dt", 0.05, "-o", tmp_path / "x.zarr"])
+    assert res.exit_code == 2 and "--dt 0.05 s is more than half the time constant" in res.stderr, res.stderr
+    assert not (tmp_path / "x.zarr").exists()
+    res = run([*base, "--dt", 0.001, "-o", tmp_path / "y.zarr"])
+    assert res.exit_code == 0, res.stderr

@@ -122,6 +122,11 @@ def load_labels(src: Store, sid: str, spec: str, n_bins: int) -> tuple[np.ndarra
     else:
         raise UsageError(f"invalid --labels '{spec}'", "--labels",
                          hint="use chunks/NAME, trials/COLUMN or intervals/TABLE/COLUMN")
+    if not src.exists(table):
+        base_tables = (["trials"] if src.exists(f"{base}/trials") else []) + \
+            [f"intervals/{t}" for t in src.children(f"{base}/intervals")]
+        raise UsageError(f"session {sid} has no table {table.split('/', 2)[-1]}", "--labels",
+                         hint="tables here: " + (", ".join(base_tables) or "(none)"))
     for col in ("start_time", "stop_time", column):
         if not src.is_array(f"{table}/{col}"):
             cols = ", ".join(src.children(table)) or "(no such table)"
@@ -244,13 +249,21 @@ def chunk(
         raise UsageError(f"--labels is only used by --method pa, not {method}", "--labels")
     if method == "pa" and test_fraction == 0:
         raise UsageError("--method pa needs held-out bins: --test-fraction must be > 0", "--test-fraction")
+    if name is not None and (not name.strip() or "/" in name or name.startswith(".")):
+        raise UsageError(f"invalid --name '{name}' (one path component, not starting with '.')", "--name")
+    if method == "dsc" and n_levels > 127:
+        raise UsageError(f"--n-levels must be at most 127, got {n_levels}", "--n-levels",
+                         hint="population states are tuples of a few levels per neuron (2-4 is typical)")
     name = name or method
-    if not name or "/" in name:
-        raise UsageError(f"invalid --name '{name}'", "--name")
     src = open_input(store)
     sessions = src.sessions()
     if not sessions:
         raise DataError("store has no sessions", src.location)
+    taken = [p for p in [f"models/chunk_{name}"] + [f"sessions/{sid}/chunks/{name}" for sid in sessions]
+             if src.exists(p)]
+    if taken:
+        raise UsageError(f"the input already holds chunks named '{name}' ({taken[0]})", "--name",
+                         hint="choose another --name; a layer of the same name would mix with the earlier result")
     params = {"method": method, "latents": latents, "sqrt": not no_sqrt, "labels": labels, "name": name,
               "test_fraction": test_fraction, "control": control, "seed": seed}
     if method == "ucd":
@@ -305,6 +318,15 @@ def chunk(
             lab = lab_all[idx] if lab_all is not None else None
             n_fit = _split_index(idx, test_fraction, lab)
             K = len(names) if method == "pa" else 0
+            if method == "pa":
+                missing = [names[k] for k in range(K) if not (lab[:n_fit] == k).any()]
+                if missing:
+                    raise DataError(f"label{'s' if len(missing) > 1 else ''} "
+                                    f"{', '.join(repr(m) for m in missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                                    f" of {labels} never occur{'s' if len(missing) == 1 else ''} in the training bins "
+                                    f"({len(missing)} of {K} labels)", f"session {sid}",
+                                    hint="use a smaller --test-fraction, or a column whose values recur (a "
+                                         "category, not a per-trial value)")
             try:
                 model, metrics, arrays = fit_eval(X, lab, n_fit, K)
             except DataError as err:
@@ -347,6 +369,7 @@ def chunk(
                     score[idx] = model.similarity(X)
                     labels_out[idx] = model.predict(X)
                     names = [f"u{k}" for k in range(model.prototypes_.shape[0])]
+                    metrics["n_chunks_used"] = int(np.count_nonzero(model.counts_))
                     desc = "cosine similarity of each bin to each chunk prototype"
                 w.array(f"{gpath}/score", score, attrs={"description": desc})
             metrics.update(n_fit_bins=int(n_fit), n_held_out_bins=int(idx.size - n_fit))
@@ -375,11 +398,15 @@ def _report(method: str, sid: str, names: list[str], m: dict) -> None:
                  len(names), m["tpr_mean"], m["fpr_mean"], m["auc_mean"],
                  f"; control AUC {m['control_auc_mean']:.3f}" if "control_auc_mean" in m else "")
     elif method == "ucd":
-        log.info("chunk ucd %s: %d chunks; held-out coverage %.3f, mean similarity %.3f%s", sid, len(names),
-                 m["coverage"], m["mean_similarity"],
+        where = "held-out" if m.get("evaluated_on") != "training bins" else "training (no held-out bins)"
+        used = m.get("n_chunks_used", len(names))
+        log.info("chunk ucd %s: %d chunks%s; %s coverage %.3f, mean similarity %.3f%s", sid, len(names),
+                 f" ({len(names) - used} empty: fewer distinct patterns than --n-chunks)" if used < len(names) else "",
+                 where, m["coverage"], m["mean_similarity"],
                  f"; control coverage {m['control_coverage']:.3f}" if "control_coverage" in m else "")
     else:
-        log.info("chunk dsc %s: %d states, %d chunks; held-out compression %.3f%s", sid, m["n_states"],
-                 m["n_chunks"], m["compression"],
+        where = "held-out" if m.get("evaluated_on") != "training bins" else "training (no held-out bins)"
+        log.info("chunk dsc %s: %d states, %d chunks; %s compression %.3f%s", sid, m["n_states"],
+                 m["n_chunks"], where, m["compression"],
                  f"; control {m['control_n_chunks']} chunks, compression {m['control_compression']:.3f}"
                  if "control_compression" in m else "")

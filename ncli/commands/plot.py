@@ -155,6 +155,19 @@ def _target(output: str | None, overwrite: bool) -> Path:
     return path
 
 
+def _refuse_inside_input(path: Path, src: Store) -> None:
+    """The figure must not land inside the input store or one of its parents (inputs are never modified)."""
+    from ncli.formats.store import _local_path, is_local
+
+    for layer in src.layers:
+        if not is_local(layer.location):
+            continue
+        root = _local_path(layer.location).expanduser().resolve()
+        if path == root or root in path.parents:
+            raise UsageError("the figure would be written inside an input store", str(path),
+                             hint="write it outside the store, e.g. -o spectrum.png")
+
+
 @ncli_command("plot")
 def plot(
     store: InputStore = None,
@@ -179,6 +192,7 @@ def plot(
         raise UsageError(f"--dpi must be in [10, 1200], got {dpi}", "--dpi")
     path = _target(output, overwrite)
     src = open_input(store)
+    _refuse_inside_input(path, src)
     found = {k: KINDS[k].find(src) for k in (KINDS if kind == "auto" else [kind])}
     found = {k: v for k, v in found.items() if v}
     if not found:

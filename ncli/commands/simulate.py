@@ -286,6 +286,7 @@ def reach(
 @app.command("chunks")
 @ncli_command("simulate")
 def chunks(
+    ctx: typer.Context,
     output: Output = None,
     variant: Annotated[str, typer.Option("--variant", help="concepts: planted concept patterns on random neuron "
                                          "subsets (pa, ucd); sequence: a recurring chunk of population states "
@@ -320,15 +321,26 @@ def chunks(
     from ncli.models.sim_chunks import ConceptChunkSimulator, SequenceChunkSimulator
 
     choice(variant, ["concepts", "sequence"], "--variant")
+    own = {"concepts": ("--concepts", "--subset-size", "--bins", "--extra-rate"),
+           "sequence": ("--states", "--chunk-length", "--repeats")}
+    def given(option: str) -> bool:
+        source = ctx.get_parameter_source(option[2:].replace("-", "_"))
+        return source is not None and source.name != "DEFAULT"
+
+    other = [(o, v) for v, opts in own.items() if v != variant for o in opts if given(o)]
+    if other:
+        raise UsageError(f"{other[0][0]} applies to --variant {other[0][1]} only", other[0][0])
     finite(extra_rate, "--extra-rate", positive=True)
     finite(bin_size, "--bin-size", positive=True)
     if variant == "concepts":
-        sim = ConceptChunkSimulator(n_units=units or 200, n_concepts=concepts, subset_size=subset_size,
-                                    n_bins=bins, bin_size=bin_size or 0.05, extra_rate=extra_rate,
+        sim = ConceptChunkSimulator(n_units=200 if units is None else units, n_concepts=concepts, subset_size=subset_size,
+                                    n_bins=bins, bin_size=0.05 if bin_size is None else bin_size,
+                                    extra_rate=extra_rate,
                                     seed=seed).init_params()
     else:
-        sim = SequenceChunkSimulator(n_units=units or 40, n_states=states, chunk_length=chunk_length,
-                                     n_repeats=repeats, bin_size=bin_size or 0.1, seed=seed).init_params()
+        sim = SequenceChunkSimulator(n_units=40 if units is None else units, n_states=states, chunk_length=chunk_length,
+                                     n_repeats=repeats, bin_size=0.1 if bin_size is None else bin_size,
+                                     seed=seed).init_params()
     data = sim.sample()
     params = {"generator": "chunks", "variant": variant, **sim.get_config()}
 

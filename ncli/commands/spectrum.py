@@ -90,6 +90,21 @@ def build_spec(data: dict, *, dim, n_e, n_i, tau, in_degree, density, means, spr
     from ncli.models.spectral import PAIRS, NetworkSpec
 
     data = json.loads(json.dumps(data))  # deep copy
+    if not isinstance(data, dict):
+        raise UsageError(f"network spec must be a table/object, got {type(data).__name__}", where)
+    for section in ("defaults", "populations", "projections"):
+        if data.get(section) is not None and not isinstance(data[section], dict):
+            raise UsageError(f"'{section}' in the network spec must be a table/object, got "
+                             f"{type(data[section]).__name__}", where)
+        if data.get(section) is None:
+            data.pop(section, None)
+    for section, keys in (("populations", ("E", "I")), ("projections", PAIRS)):
+        for key in keys:
+            value = data.get(section, {}).get(key)
+            if value is not None and not isinstance(value, dict):
+                raise UsageError(f"{section[:-1]} {key} must be a table/object, got {type(value).__name__}", where)
+            if key in data.get(section, {}) and value is None:
+                data[section].pop(key)
     if dim is not None:
         data["dim"] = dim
     if tau is not None:
@@ -338,7 +353,7 @@ def spectrum(
     net_opts = {"--dim": dim, "--n-e": n_e, "--n-i": n_i, "--tau": tau, "--in-degree": in_degree,
                 "--density": density, "--mean": mean, "--spread": spread, "--range": range_,
                 "--activation": activation, "--input": input_, "--simulate": simulate, "--dt": dt}
-    given = [k for k, v in net_opts.items() if v]
+    given = [k for k, v in net_opts.items() if v is not None]
     if source is not None:
         if network is not None or given:
             raise UsageError(f"--from analyses a fitted model; it takes no network options ({', '.join(given) or '--network'})",
@@ -362,6 +377,10 @@ def spectrum(
     spec = build_spec(data, dim=dim, n_e=n_e, n_i=n_i, tau=tau, in_degree=in_degree, density=density,
                       means=means, spreads=spreads, ranges=ranges, activations=acts, inputs=inputs,
                       where=network or "network options")
+    if dt is not None and dt > spec.tau / 2:
+        raise UsageError(f"--dt {dt:g} s is more than half the time constant tau = {spec.tau:g} s: the Euler "
+                         "integration would be unstable or show step artefacts", "--dt",
+                         hint=f"use --dt <= {spec.tau / 10:g} (the default, tau/10)")
     if method == "dense" and spec.n > 20_000:
         raise UsageError(f"--method dense needs a dense {spec.n} x {spec.n} matrix; use auto or arpack", "--method")
     gname = name or "network"
@@ -393,6 +412,9 @@ def _fitted(store, source: str, time: str, name: str | None, seed: int, output, 
     res = dynamics_spectrum(A, bin_size=bin_size, discrete=time == "discrete")
     parts = source.strip("/").split("/")
     gname = name or (parts[-2] if src.is_array(source.strip("/")) and len(parts) > 1 else parts[-1])
+    if src.exists(f"spectra/{gname}"):
+        raise UsageError(f"the input already holds a spectrum named '{gname}' (spectra/{gname})", "--name",
+                         hint="choose another --name; a layer of the same name would mix with the earlier result")
     params = {"mode": "fitted", "from": source, "time": time, "name": gname, "seed": seed}
 
     def build(w: StoreWriter) -> None:

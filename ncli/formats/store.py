@@ -513,6 +513,9 @@ class StoreWriter:
                 if _local_path(self.target) in inside.parents:
                     raise UsageError("output would replace a folder that holds an input", self.target,
                                      hint="choose another -o location")
+                if inside in _local_path(self.target).parents:
+                    raise UsageError("output would be written inside an input store", self.target,
+                                     hint="choose a location outside the input store")
         if _exists(self.target):
             if not self.overwrite:
                 raise UsageError("output already exists", self.target, hint="pass --overwrite to replace it")

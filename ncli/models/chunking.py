@@ -721,6 +721,8 @@ class DiscreteSequenceChunking(Estimator):
 
         check_params([
             (self.n_levels >= 2, f"--n-levels must be at least 2, got {self.n_levels}", "--n-levels"),
+            (self.n_levels <= 127, f"--n-levels must be at most 127 (levels are int8), got {self.n_levels}",
+             "--n-levels"),
             (self.min_state_count >= 1, f"--min-state-count must be at least 1, got {self.min_state_count}",
              "--min-state-count"),
             (0 <= self.state_radius < 1, f"--state-radius must be in [0, 1), got {self.state_radius}",

@@ -101,6 +101,13 @@ class Population:
     threshold: float = 0.0
 
 
+def _number(value: Any, what: str, where: str | None) -> float | int:
+    """A spec value that must be a real number (not a string, boolean or null): UsageError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{what} must be a number, got {value!r}", where)
+    return value
+
+
 @dataclass
 class NetworkSpec:
     """A spatially extended E/I network (see the module docstring for the model).
@@ -146,12 +153,18 @@ class NetworkSpec:
         if extra:
             raise UsageError(f"unknown key(s) in network spec: {', '.join(extra)}", where,
                              hint=f"allowed: {', '.join(sorted(known))}")
+        for section in ("defaults", "populations", "projections"):
+            if data.get(section) is not None and not isinstance(data[section], dict):
+                raise UsageError(f"'{section}' in the network spec must be a table/object, got "
+                                 f"{type(data[section]).__name__}", where)
         defaults = dict(data.get("defaults") or {})
         pops, projs = {}, {}
         for name in POPULATIONS:
             raw = (data.get("populations") or {}).get(name)
             if raw is None:
                 raise UsageError(f"network spec misses population '{name}'", where)
+            if not isinstance(raw, dict):
+                raise UsageError(f"population {name} must be a table/object, got {type(raw).__name__}", where)
             bad = sorted(set(raw) - {"n", "activation", "input", "gain", "threshold"})
             if bad:
                 raise UsageError(f"unknown key(s) in population {name}: {', '.join(bad)}", where)
@@ -159,7 +172,10 @@ class NetworkSpec:
                 raise UsageError(f"population {name} needs a size n", where)
             pops[name] = Population(**raw)
         for key in PAIRS:
-            raw = dict((data.get("projections") or {}).get(key) or {})
+            raw = (data.get("projections") or {}).get(key) or {}
+            if not isinstance(raw, dict):
+                raise UsageError(f"projection {key} must be a table/object, got {type(raw).__name__}", where)
+            raw = dict(raw)
             bad = sorted(set(raw) - {"mean", "spread", "range", "in_degree", "density"})
             if bad:
                 raise UsageError(f"unknown key(s) in projection {key}: {', '.join(bad)}", where)
@@ -173,8 +189,20 @@ class NetworkSpec:
             if "mean" not in raw:
                 raise UsageError(f"projection {key} needs a mean coupling", where,
                                  hint="e.g. [projections.EE] mean = 1.0 (negative from I)")
+            for k in ("mean", "spread", "range", "in_degree", "density"):
+                if k in raw and (raw[k] is not None or k in ("mean", "spread", "range")):
+                    raw[k] = _number(raw[k], f"projection {key}: {k}", where)
             projs[key] = Projection(**raw)
-        spec = cls(dim=int(data.get("dim", 1)), tau=float(data.get("tau", 0.01)), populations=pops,
+        for name, pop in pops.items():
+            for k in ("n", "input", "gain", "threshold"):
+                setattr(pop, k, _number(getattr(pop, k), f"population {name}: {k}", where))
+            if not isinstance(pop.activation, str):
+                raise UsageError(f"population {name}: activation must be a name (choose "
+                                 f"{', '.join(ACTIVATIONS)}), got {pop.activation!r}", where)
+        dim = _number(data.get("dim", 1), "dim", where)
+        if dim not in (1, 2):
+            raise UsageError(f"dim must be 1 (ring) or 2 (torus), got {data.get('dim')!r}", where)
+        spec = cls(dim=int(dim), tau=_number(data.get("tau", 0.01), "tau", where), populations=pops,
                    projections=projs)
         spec.validate(where)
         return spec
@@ -196,7 +224,7 @@ class NetworkSpec:
         if not (np.isfinite(self.tau) and self.tau > 0):
             bad(f"tau must be a finite number > 0 (s), got {self.tau}")
         for name, p in self.populations.items():
-            if int(p.n) != p.n or p.n < 4:
+            if not np.isfinite(p.n) or int(p.n) != p.n or p.n < 4:
                 bad(f"population {name}: n must be an integer >= 4, got {p.n}")
             p.n = int(p.n)
             if self.dim == 2 and math.isqrt(p.n) ** 2 != p.n:
@@ -902,7 +930,7 @@ def simulate_rates(W_J, spec: NetworkSpec, theory: Theory, duration: float, dt: 
     dt = tau / 10.0 if dt is None else dt
     n_steps = int(round(duration / dt))
     if n_steps < 10:
-        raise UsageError(f"simulation of {duration} s with dt {dt} s has fewer than 10 steps")
+        raise UsageError(f"simulation of {duration} s with dt {dt} s has fewer than 10 steps", "--simulate/--dt")
     pops = [spec.populations[p] for p in POPULATIONS]
     nE = pops[0].n
     xstar = np.concatenate([np.full(p.n, theory.fixed_point[i]) for i, p in enumerate(pops)])
