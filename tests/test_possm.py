@@ -407,3 +407,23 @@ REAL_CONFIG = {
     "possm": ["--hidden", "64", "--window", "32", "--steps", "400", "--n-latents", "2", "--no-refit"],
     "poyo": ["--hidden", "32", "--n-latents", "4", "--steps", "200", "--context", "0.5", "--no-refit"],
 }
+
+
+def test_session_split_without_finetune_and_stream_only_options_are_usage_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from ncli.cli import app
+
+    runner = CliRunner()
+    store = str(tmp_path / "r.zarr")
+    res = runner.invoke(app, ["simulate", "reach", "--units", "10", "--duration", "30", "-o", store])
+    assert res.exit_code == 0, res.stderr
+    for args, message in (
+        (["--method", "possm", "--train-sessions", "reach0", "--test-sessions", "reach1"],
+         "has no embedding for sessions it was not trained on"),
+        (["--method", "ridge", "--session", "reach0"], "--session applies to --stream only"),
+        (["--method", "ridge", "--realtime"], "--realtime applies to --stream only"),
+    ):
+        res = runner.invoke(app, ["decode", store, "--target", "velocity", *args])
+        assert res.exit_code == 2, res.stderr
+        assert message in res.stderr

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -358,8 +359,10 @@ def run_stream(src: Store, *, method: str, name: str, session: str | None, spike
         events = zip(sess.spike_times[order].tolist(), units[order].tolist())
         t_end = t0 + sess.n_bins * sess.bin_size
     else:
-        events = _read_events(sys.stdin if spikes == "-" else open(spikes), {u: i for i, u in enumerate(ids)},
-                              session)
+        if spikes != "-" and not os.path.isfile(spikes):
+            raise UsageError("no such spike-event file", spikes, hint="give an NDJSON file or - for stdin")
+        source = sys.stdin if spikes == "-" else open(spikes, encoding="utf-8")  # closed at process exit
+        events = _read_events(source, {u: i for i, u in enumerate(ids)}, session)
         t_end = None
 
     lat: list[float] = []

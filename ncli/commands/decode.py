@@ -230,6 +230,10 @@ def decode(
                               "--n-latents": n_latents or 1})
     elif stream or finetune:
         raise UsageError("--stream and --finetune apply to --method gru, poyo or possm", "--method")
+    if not stream:
+        for option, value in (("--spikes", spikes), ("--session", session), ("--realtime", realtime or None)):
+            if value is not None:
+                raise UsageError(f"{option} applies to --stream only", option)
     src = open_input(store)
     sessions = src.sessions()
     if not sessions:
@@ -267,6 +271,9 @@ def decode(
 
     if neural:
         from ncli.commands._decode_neural import run_neural
+        if by_session and finetune is None:
+            raise UsageError(f"--method {method} has no embedding for sessions it was not trained on",
+                             "--test-sessions", hint="pass --finetune units (or full) to adapt to the test sessions")
         opts = {"backbone": backbone, "hidden": hidden, "layers": layers, "chunk": chunk, "context": context,
                 "steps": steps, "window": window, "lr": lr, "finetune": finetune, "finetune_steps": finetune_steps,
                 "shared_units": shared_units, "device": device, "n_latents": n_latents, "refit": refit}

@@ -174,7 +174,7 @@ def plot(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Figure file: .png, .pdf or .svg.",
                                                   show_default=False)] = None,
     kind: Annotated[str, typer.Option("--kind", help="What to draw: auto or " + ", ".join(KINDS) + ".")] = "auto",
-    name: Annotated[Optional[str], typer.Option("--name", help="Which result (e.g. spectra/NAME) when the store "
+    name: Annotated[Optional[str], typer.Option("--name", help="Which result (NAME of spectra/NAME) when the store "
                                                 "holds several.", show_default=False)] = None,
     title: Annotated[Optional[str], typer.Option("--title", help="Figure title.", show_default=False)] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of raster formats.")] = 150,

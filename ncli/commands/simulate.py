@@ -238,7 +238,7 @@ def nuclr(
 def reach(
     output: Output = None,
     units: Annotated[int, typer.Option("--units", help="Units of the first session.")] = 100,
-    sessions: Annotated[int, typer.Option("--sessions", help="Sessions; each later one keeps 70% of the "
+    sessions: Annotated[int, typer.Option("--sessions", help="Sessions; each later one keeps 1 - --drop-fraction of the "
                                           "first session's units and adds --new-units.")] = 2,
     new_units: Annotated[int, typer.Option("--new-units", help="New units in each later session.")] = 20,
     drop_fraction: Annotated[float, typer.Option("--drop-fraction", help="Fraction of the first session's "

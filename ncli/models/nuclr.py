@@ -181,7 +181,7 @@ class NuCLR(Estimator):
     def __init__(self, bin_size: float = 0.02, token_bins: int = 50, window_tokens: int = 10,
                  max_gap_s: float = 30.0, d_model: int = 32, n_heads: int = 4, n_blocks: int = 1,
                  proj_dim: int = 32, temperature: float = 0.2, keep_min: float = 0.5, max_units: int = 64,
-                 batch_size: int = 4, steps: int = 1500, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 batch_size: int = 8, steps: int = 1500, lr: float = 3e-3, weight_decay: float = 1e-4,
                  seed: int = 0, device: str = "cpu"):
         self.bin_size = bin_size
         self.token_bins = token_bins
