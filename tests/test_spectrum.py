@@ -407,6 +407,7 @@ def test_plot_has_a_kind_registry_and_refuses_stores_without_results(tmp_path):
     (["--network", "/nonexistent/net.toml"], 2, "network file not found"),
     (["some.zarr", "--mean", "EE=1"], 2, "a network spectrum reads no input store"),
     (["--from", "models/lds", "--mean", "EE=1"], 2, "--from analyses a fitted model; it takes no network options"),
+    (["--from", "models/lds", "--method", "arpack"], 2, "--method arpack does not apply to --from"),
     (["--simulate", -1, "--mean", "EE=1"], 2, "--simulate must be > 0, got -1"),
     (["--name", "a/b", "--mean", "EE=1"], 2, "invalid --name 'a/b'"),
     (["--n-e", 80, "--n-i", 20, "--in-degree", 10, "--mean", "EE=3", "--mean", "EI=-1", "--mean", "IE=1",

@@ -358,8 +358,9 @@ def spectrum(
         if network is not None or given:
             raise UsageError(f"--from analyses a fitted model; it takes no network options ({', '.join(given) or '--network'})",
                              "--from")
-        if method == "none":
-            raise UsageError("--method none computes no eigenvalues; with --from there is no theory", "--method")
+        if method not in ("auto", "dense"):
+            raise UsageError(f"--method {method} does not apply to --from: fitted matrices are solved densely",
+                             "--method")
         _fitted(store, source, time, name, seed, output, overwrite, no_cache)
         return
     if store not in (None, ""):
