@@ -297,10 +297,10 @@ def test_finetuning_unit_embeddings_on_the_second_session(tmp_path):
     old = pre["encoder__unit_emb__weight"][...]
     assert np.array_equal(ft["encoder__unit_emb__weight"][: old.shape[0]], old)  # reach0's units unchanged
     assert ft["encoder__unit_emb__weight"].shape[0] == 40 + 48  # reach0 + reach1 units (session keys)
-    # without --finetune the new session's units are unknown: a clear error
+    # without --finetune the new session has no embedding: a usage error before any training
     res = run(["decode", src, "--method", "possm", "--target", "velocity", "--steps", 2, "--train-sessions",
                "reach0", "--test-sessions", "reach1", "-o", tmp_path / "zs.zarr"])
-    assert res.exit_code == 1 and "has 48 units the model has not seen" in res.stderr
+    assert res.exit_code == 2 and "has no embedding for sessions it was not trained on" in res.stderr
     assert "--finetune units" in res.stderr and not (tmp_path / "zs.zarr").exists()
 
 

@@ -9,7 +9,7 @@ the test blocks' predictions are kept.
 
 With ``--train-sessions/--test-sessions`` one model is trained on all usable
 bins of the training sessions (multi-session, one unit vocabulary, one session
-embedding each). Test sessions with units the model has not seen need
+embedding each). Test sessions (which have no session embedding, and maybe unseen units) need
 ``--finetune units`` (only the new unit and session embeddings train, Azabou et
 al. 2023 §3.4) or ``--finetune full``; fine-tuning is evaluated with blocked
 K-fold inside each test session.
