@@ -41,7 +41,7 @@ import numpy as np
 
 from ncli.core.errors import DataError
 from ncli.models.base import (Estimator, check_array, check_fitted, check_params, read_arrays, torch_device,
-                              write_arrays)
+                              warmup_cosine, write_arrays)
 
 log = logging.getLogger("ncli")
 
@@ -301,9 +301,7 @@ class NuCLR(Estimator):
         rng = np.random.default_rng(int(self.seed))
         module = self._new_module().to(device)
         opt = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        warm = max(1, self.steps // 10)  # linear warm-up over 10 % of the steps, then cosine decay
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda k: min(1.0, (k + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(k, self.steps) / self.steps)))
+        sched = warmup_cosine(opt, self.steps)
         gap = int(round(self.max_gap_s / self.bin_size))
         losses = np.zeros(self.steps)
         t0 = time.perf_counter()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncli.core.errors import DataError, UsageError
-from ncli.models.base import Estimator, check_fitted, read_arrays, torch_device, write_arrays
+from ncli.models.base import Estimator, check_fitted, read_arrays, torch_device, warmup_cosine, write_arrays
 
 
 # ----------------------------------------------------------------------------- data
@@ -594,11 +594,7 @@ class SequenceDecoder(Estimator):
         n_steps = int(steps if steps is not None else self.steps)
         lr = self.lr if finetune != "units" else self.lr * 3
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if finetune == "units" else self.weight_decay)
-        warm = max(1, n_steps // 10)
-        def schedule(i):  # linear warm-up, cosine decay to 5 %
-            return min(1.0, (i + 1) / warm) * (0.05 + 0.475 * (1 + math.cos(math.pi * min(i, n_steps) / n_steps)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = warmup_cosine(opt, n_steps, floor=0.05)
         net.train()
         p_sess = n_windows / n_windows.sum()
         for step in range(n_steps):
