@@ -25,58 +25,12 @@ import typer
 
 from ncli import __version__
 from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice, finite,
-                                   ncli_command, open_input, write_result)
+                                   load_activity, ncli_command, open_input, write_result)
 from ncli.core.errors import DataError, UsageError
-from ncli.core.features import sqrt_counts
 from ncli.formats.store import Store, StoreWriter, as_str_array
 
 log = logging.getLogger("ncli")
 METHODS = ["dsc", "pa", "ucd"]
-
-
-def load_activity(src: Store, sid: str, latents: str | None, sqrt: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """Activity of one session and its usable bins.
-
-    Returns
-    -------
-    X : (T, N) float64
-    usable : (T,) bool
-        Valid bins without NaN.
-    source : str
-        What ``X`` is, for provenance.
-
-    Raises
-    ------
-    DataError
-        No binned counts, unknown latents, or a valid mask of another length.
-    """
-    base = f"sessions/{sid}"
-    if latents is not None:
-        path = f"{base}/latents/{latents}"
-        if not src.is_array(path):
-            names = ", ".join(src.children(f"{base}/latents")) or "(none)"
-            raise UsageError(f"unknown latents '{latents}'", f"session {sid}", hint=f"latents here: {names}")
-        X = np.asarray(src.array(path)[...], dtype=np.float64)
-        X = X[:, None] if X.ndim == 1 else X
-        source = f"latents/{latents}"
-    else:
-        if not src.exists(f"{base}/binned/counts"):
-            raise DataError(f"session '{sid}' has no binned counts", src.location,
-                            hint="convert the recording with a --bin-size first")
-        X = np.asarray(src.array(f"{base}/binned/counts")[...], dtype=np.float64)
-        calcium = src.attrs(f"{base}/binned").get("kind", "counts") == "calcium"
-        if sqrt and not calcium:
-            X = sqrt_counts(X)
-            source = "binned/counts (sqrt)"
-        else:
-            source = "binned/counts" + (" (dF/F)" if calcium else "")
-    usable = np.all(np.isfinite(X), axis=1)
-    if src.exists(f"{base}/binned/valid"):
-        valid = src.read(f"{base}/binned/valid").astype(bool)
-        if valid.shape[0] != X.shape[0]:
-            raise DataError(f"activity has {X.shape[0]} bins but binned/valid has {valid.shape[0]}", f"session {sid}")
-        usable &= valid
-    return X, usable, source
 
 
 def load_labels(src: Store, sid: str, spec: str, n_bins: int) -> tuple[np.ndarray, list[str]]:

@@ -22,9 +22,8 @@ import typer
 
 from ncli import __version__
 from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
-                                   ncli_command, open_input, write_result)
+                                   load_activity, ncli_command, open_input, write_result)
 from ncli.core.errors import DataError, UsageError
-from ncli.core.features import sqrt_counts
 from ncli.formats.store import Store, StoreWriter
 
 log = logging.getLogger("ncli")
@@ -49,25 +48,8 @@ def load_outputs(src: Store, sid: str, latents: str | None) -> np.ndarray:
     DataError
         No binned counts (``--counts``), or latents and the valid mask differ in length.
     """
-    base = f"sessions/{sid}"
-    if latents is not None:
-        Y = np.asarray(src.array(f"{base}/latents/{latents}")[...], dtype=np.float64)
-        if Y.ndim == 1:
-            Y = Y[:, None]
-    else:
-        if not src.exists(f"{base}/binned/counts"):
-            raise DataError(f"session '{sid}' has no binned counts", src.location,
-                            hint="convert the recording with a --bin-size first")
-        Y = np.asarray(src.array(f"{base}/binned/counts")[...], dtype=np.float64)
-        if src.attrs(f"{base}/binned").get("kind", "counts") != "calcium":
-            Y = sqrt_counts(Y)
-    if src.exists(f"{base}/binned/valid"):
-        valid = src.read(f"{base}/binned/valid").astype(bool)
-        if valid.shape[0] != Y.shape[0]:
-            raise DataError(f"outputs have {Y.shape[0]} bins but binned/valid has {valid.shape[0]}",
-                            f"session {sid}")
-        Y[~valid] = np.nan
-    Y[~np.all(np.isfinite(Y), axis=1)] = np.nan
+    Y, usable, _ = load_activity(src, sid, latents, sqrt=True)
+    Y[~usable] = np.nan
     return Y
 
 
