@@ -342,6 +342,16 @@ def test_stream_replay_writes_ndjson_equal_to_the_batch_pass(decoded, reach1):
                            "--spikes", "-"], input='{"t": 1.0, "unit": "u000"}\n{"t": 0.5, "unit": "nope"}\n',
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "spike events must come in time order (line 2" in proc.stderr
+    # malformed or runaway events are refused with the line number, before anything floods stdout
+    for bad, message in (('{"t": true, "unit": "u000"}', "'t' must be a finite number of seconds, got True"),
+                         ('{"t": "0.1", "unit": "u000"}', "'t' must be a finite number of seconds, got '0.1'"),
+                         ('{"t": NaN}', "'t' must be a finite number of seconds, got nan"),
+                         ('{"t": 0.1, "unit": null}', "has a null unit"),
+                         ('{"t": 1e300}', "line 1 of the spike events jumps")):
+        res = run(["decode", store, "--method", "possm", "--target", "velocity", "--stream", "--spikes", "-"],
+                  input=bad + "\n")
+        assert res.exit_code == 1 and message in res.stderr, (bad, res.stderr)
+        assert len(res.stdout.splitlines()) == 0
 
 
 # ----------------------------------------------------------------------------- errors
@@ -423,6 +433,7 @@ def test_session_split_without_finetune_and_stream_only_options_are_usage_errors
          "has no embedding for sessions it was not trained on"),
         (["--method", "ridge", "--session", "reach0"], "--session applies to --stream only"),
         (["--method", "ridge", "--realtime"], "--realtime applies to --stream only"),
+        (["--method", "possm", "--n-latents", "0"], "--n-latents must be"),
     ):
         res = runner.invoke(app, ["decode", store, "--target", "velocity", *args])
         assert res.exit_code == 2, res.stderr

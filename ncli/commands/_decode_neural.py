@@ -279,22 +279,42 @@ def _copy(model):
 # ----------------------------------------------------------------------------- streaming
 
 
-def _read_events(stream, unit_index: dict, sid: str):
-    """Yield (time, unit index or -1) from NDJSON lines ``{"t": s, "unit": id}``; a line without unit is a tick."""
-    last = -np.inf
+MAX_JUMP_S = 3600.0  # an event may lie at most this far after the previous one (or the session start)
+
+
+def _read_events(stream, unit_index: dict, sid: str, t0: float, where: str = "stdin"):
+    """Yield (time, unit index or -1) from NDJSON lines ``{"t": s, "unit": id}``; a line without unit is a tick.
+
+    Raises
+    ------
+    DataError
+        A line that is not an object with a finite numeric ``t`` (booleans and strings are refused),
+        a null unit, times out of order or jumping more than ``MAX_JUMP_S`` ahead, or an unknown unit.
+    """
+    last, prev = -np.inf, t0
     for n, line in enumerate(stream, 1):
         line = line.strip()
         if not line:
             continue
         try:
             ev = json.loads(line)
-            t = float(ev["t"])
+            t = ev["t"]
         except (ValueError, KeyError, TypeError):
-            raise DataError(f"line {n} of the spike events is not a JSON object with a time 't'", "stdin",
+            raise DataError(f"line {n} of the spike events is not a JSON object with a time 't'", where,
                             hint='e.g. {"t": 12.345, "unit": "17"}') from None
-        if not np.isfinite(t) or t < last:
-            raise DataError(f"spike events must come in time order (line {n}: t = {t})", "stdin")
-        last = t
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t):
+            raise DataError(f"line {n} of the spike events: 't' must be a finite number of seconds, got {t!r}",
+                            where)
+        t = float(t)
+        if t < last:
+            raise DataError(f"spike events must come in time order (line {n}: t = {t})", where)
+        if t - prev > MAX_JUMP_S:
+            raise DataError(f"line {n} of the spike events jumps {t - prev:.6g} s ahead (at most {MAX_JUMP_S:g} s "
+                            "after the previous event)", where, hint="check the rig's clock")
+        last = prev = t
+        if "unit" in ev and ev["unit"] is None:
+            raise DataError(f"line {n} of the spike events has a null unit", where,
+                            hint='leave "unit" out for a clock tick')
         unit = ev.get("unit")
         if unit is None:
             yield t, -1
@@ -360,9 +380,10 @@ def run_stream(src: Store, *, method: str, name: str, session: str | None, spike
         t_end = t0 + sess.n_bins * sess.bin_size
     else:
         if spikes != "-" and not os.path.isfile(spikes):
-            raise UsageError("no such spike-event file", spikes, hint="give an NDJSON file or - for stdin")
+            raise UsageError("no such spike-event file (or not a file)", spikes, hint="give an NDJSON file or - for stdin")
         source = sys.stdin if spikes == "-" else open(spikes, encoding="utf-8")  # closed at process exit
-        events = _read_events(source, {u: i for i, u in enumerate(ids)}, session)
+        events = _read_events(source, {u: i for i, u in enumerate(ids)}, session, t0,
+                              "stdin" if spikes == "-" else spikes)
         t_end = None
 
     lat: list[float] = []

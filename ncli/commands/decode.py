@@ -162,8 +162,9 @@ def decode(
     chunk: Annotated[float, typer.Option("--chunk", help="possm: chunk length (s); the bin width must be a "
                                          "whole multiple of it.")] = 0.05,
     context: Annotated[float, typer.Option("--context", help="poyo: context window (s).")] = 1.0,
-    n_latents: Annotated[int, typer.Option("--n-latents", help="possm: latent queries per chunk; poyo: per "
-                                           "context window (default 4 and 8).")] = 0,
+    n_latents: Annotated[Optional[int], typer.Option("--n-latents", help="possm: latent queries per chunk; poyo: "
+                                                     "per context window (default 4 and 8).",
+                                                     show_default=False)] = None,
     refit: Annotated[bool, typer.Option("--refit/--no-refit", help="gru/poyo/possm: refit on all usable bins "
                                         "for models/ (else keep the last fold's model).")] = True,
     steps: Annotated[int, typer.Option("--steps", help="gru/poyo/possm: training steps.")] = 600,
@@ -227,7 +228,7 @@ def decode(
         check_options(method, latents=latents, finetune=finetune, stream=stream, spikes=spikes, store=store,
                       values={"--hidden": hidden, "--layers": layers, "--chunk": chunk, "--context": context,
                               "--steps": steps, "--window": window, "--lr": lr, "--finetune-steps": finetune_steps,
-                              "--n-latents": n_latents or 1})
+                              "--n-latents": 1 if n_latents is None else n_latents})
     elif stream or finetune:
         raise UsageError("--stream and --finetune apply to --method gru, poyo or possm", "--method")
     if not stream:
@@ -276,7 +277,7 @@ def decode(
                              "--test-sessions", hint="pass --finetune units (or full) to adapt to the test sessions")
         opts = {"backbone": backbone, "hidden": hidden, "layers": layers, "chunk": chunk, "context": context,
                 "steps": steps, "window": window, "lr": lr, "finetune": finetune, "finetune_steps": finetune_steps,
-                "shared_units": shared_units, "device": device, "n_latents": n_latents, "refit": refit}
+                "shared_units": shared_units, "device": device, "n_latents": n_latents or 0, "refit": refit}
         params = {"method": method, "target": target, "lags": lags, "folds": folds, "train_sessions": train,
                   "test_sessions": test, "seed": seed, **opts}
         data = {sid: _load(src, sid, target=name, colspec=colspec, latents=None, sqrt=False, lags=0)
