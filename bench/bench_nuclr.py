@@ -8,7 +8,7 @@ hand-crafted features baseline. Peak memory is the process's maximum resident
 set size (CPU) and ``torch.cuda.max_memory_allocated`` on a GPU. Writes
 bench/results/nuclr.json.
 
-Usage: ``python bench/bench_nuclr.py [--steps N] [--device cpu|cuda|auto]``
+Usage: ``python bench/bench_nuclr.py [--steps N] [--batch-size B] [--device cpu|cuda|auto] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def counts(sess: dict, bin_size: float = 0.02) -> np.ndarray:
     return np.stack([np.histogram(s, edges)[0] for s in sess["spike_times"]], 1).astype(np.float32)
 
 
-def run(hard: bool, steps: int, device: str, duration: float) -> dict:
+def run(hard: bool, steps: int, batch_size: int, device: str, duration: float) -> dict:
     import torch
 
     train = NuclrSimulator(n_sessions=4, duration=duration, hard=hard, seed=0).init_params().sample()
@@ -43,13 +43,13 @@ def run(hard: bool, steps: int, device: str, duration: float) -> dict:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    model = NuCLR(steps=steps, seed=0, device=device).fit([counts(s) for s in train])
+    model = NuCLR(steps=steps, batch_size=batch_size, seed=0, device=device).fit([counts(s) for s in train])
     fit_s = time.perf_counter() - t0
     E = [model.transform(counts(s)) for s in test]
     F = [unit_features(s["spike_times"], s["duration"])[0] for s in test]
     H, _ = model.transform_windows(counts(test[0]))
     half = len(H) // 2
-    out = {"hard": hard, "steps": steps, "fit_s": fit_s, "windows_per_s": model.windows_per_s_,
+    out = {"hard": hard, "steps": steps, "batch_size": batch_size, "fit_s": fit_s, "windows_per_s": model.windows_per_s_,
            "final_loss": float(model.loss_history_[-20:].mean()), "retrieval_top1": retrieval_top1(H[0], H[1]),
            "retrieval_top1_halves": retrieval_top1(H[:half].mean(0), H[half:].mean(0)),
            "rankme": rankme(np.vstack(E)), "embedding_dim": model.d_model}
@@ -67,13 +67,14 @@ def main() -> None:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=NuCLR().steps)
+    ap.add_argument("--batch-size", type=int, default=NuCLR().batch_size)
     ap.add_argument("--duration", type=float, default=300.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(HERE / "results" / "nuclr.json"))
     args = ap.parse_args()
     results = {"device": args.device, "torch_threads": torch.get_num_threads(),
-               "runs": [run(h, args.steps, args.device, args.duration) for h in (False, True)]}
+               "runs": [run(h, args.steps, args.batch_size, args.device, args.duration) for h in (False, True)]}
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -67,12 +67,14 @@ def embed(
     method: Annotated[str, typer.Option("--method", help="Embedding: pca or fa (per bin); nuclr or features "
                                         "(per neuron).")] = "pca",
     dim: Annotated[Optional[int], typer.Option("--dim", help="Latent dimension K (<= number of units; default 8); "
-                                               "nuclr: embedding width (default 32).",
+                                               "nuclr: embedding width (default 64).",
                                                show_default=False)] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="nuclr: embed zero-shot with the model in "
                                                  "models/nuclr of this store (no training).",
                                                  show_default=False)] = None,
-    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 1500,
+    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 2500,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="nuclr: window pairs per training "
+                                                      "step (default 8).", show_default=False)] = None,
     device: Device = "cpu",
     smooth: Annotated[float, typer.Option("--smooth", help="Gaussian kernel SD (s) applied to the counts "
                                           "before fitting; 0 = none.")] = 0.0,
@@ -95,8 +97,10 @@ def embed(
 
     choice(method, METHODS, "--method")
     if method in NEURON_METHODS:
-        return _embed_neurons(store, method=method, dim=dim, model=model, steps=steps, device=device, seed=seed,
-                              output=output, overwrite=overwrite, no_cache=no_cache)
+        return _embed_neurons(store, method=method, dim=dim, model=model, steps=steps, batch_size=batch_size,
+                              device=device, seed=seed, output=output, overwrite=overwrite, no_cache=no_cache)
+    if batch_size is not None:
+        raise UsageError("--batch-size applies to --method nuclr only", "--batch-size")
     if model is not None:
         raise UsageError("--model applies to --method nuclr only", "--model")
     dim = 8 if dim is None else dim
@@ -188,7 +192,8 @@ def _session_duration(src: Store, sid: str) -> float:
     return 0.0
 
 
-def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, overwrite, no_cache) -> None:
+def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed, output, overwrite,
+                   no_cache) -> None:
     """``embed --method nuclr|features``: per-neuron embeddings ``neurons/<method>`` (N, K)."""
     from ncli.core.unit_features import unit_features
     from ncli.models.nuclr import NuCLR, rankme, retrieval_top1
@@ -200,6 +205,8 @@ def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, ov
     if method == "features":
         if model is not None:
             raise UsageError("--model applies to --method nuclr only", "--model")
+        if batch_size is not None:
+            raise UsageError("--batch-size applies to --method nuclr only", "--batch-size")
         params = {"method": method, "seed": seed}
 
         def build_features(w: StoreWriter) -> None:
@@ -234,6 +241,8 @@ def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, ov
     if model is not None:
         if dim is not None:
             raise UsageError("--dim cannot be combined with --model (the saved model fixes it)", "--dim")
+        if batch_size is not None:
+            raise UsageError("--batch-size cannot be combined with --model (no training)", "--batch-size")
         mstore = open_input(model)
         if not mstore.exists("models/nuclr"):
             raise UsageError("no models/nuclr in the --model store", mstore.location,
@@ -242,11 +251,13 @@ def _embed_neurons(store, *, method, dim, model, steps, device, seed, output, ov
         net.device = device
         model_id = mstore.id
     else:
-        dim = 32 if dim is None else dim
-        net = NuCLR(d_model=dim, proj_dim=dim, steps=steps, seed=seed, device=device)
+        dim = 64 if dim is None else dim
+        net = NuCLR(d_model=dim, proj_dim=dim, steps=steps, batch_size=8 if batch_size is None else batch_size,
+                    seed=seed, device=device)
         net._check_params()
         model_id = None
-    params = {"method": method, "dim": net.d_model, "steps": net.steps, "seed": seed, "model": model_id}
+    params = {"method": method, "dim": net.d_model, "steps": net.steps, "batch_size": net.batch_size, "seed": seed,
+              "model": model_id}
 
     def build(w: StoreWriter) -> None:
         data = {sid: session_unit_counts(src, sid, net.bin_size) for sid in sessions}

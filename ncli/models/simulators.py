@@ -404,28 +404,35 @@ class NuclrSimulator(Estimator):
     Every session has its own latent paths (Ornstein-Uhlenbeck processes, unit
     variance): a global latent ``g`` (τ 0.5 s) shared by all units, one
     latent ``r_k`` per region with its own dynamics (``R0``: a damped 4 Hz
-    rhythm, τ 0.5 s; ``R1``: fast, τ 0.15 s; ``R2``: slow, τ 1.5 s) and 16
-    assembly latents ``a_j`` (τ 0.3 s). Each unit has a cell type
-    ``T0``-``T3`` that fixes its *coupling pattern* to the population:
+    rhythm, τ 0.5 s; ``R1``: fast, τ 0.15 s; ``R2``: slow, τ 1.5 s), 16
+    assembly latents ``a_j`` (τ 0.3 s) and one private latent per unit (τ 0.5 s,
+    the same dynamics as ``g``). Every unit reads its region's latent with
+    weight ``REGION_W`` (0.7); its cell type ``T0``-``T3`` fixes how the rest
+    of its drive (weight 0.71) splits between the global and its private latent,
+    i.e. its *coupling to the population*:
 
-    - ``T0`` chorister: follows the global latent (``0.8 g + 0.6 r``);
-    - ``T1`` local: follows its region (``0.25 g + 0.97 r``);
-    - ``T2`` anti-phase: suppressed when the population is active (``-0.7 g + 0.71 r``);
-    - ``T3`` soloist: driven mostly by a private latent (``0.15 g + 0.3 r + 0.94 p``, τ 0.5 s);
+    - ``T0`` chorister: 90 % of the rest from ``+g``;
+    - ``T1`` weakly coupled: 45 % from ``+g``;
+    - ``T2`` anti-phase: 90 % from ``-g`` (suppressed when the population is active);
+    - ``T3`` soloist: none from ``g`` (private latent only);
 
-    each coefficient jittered by ±15 % per unit. Every mix has unit variance, so
-    the marginal rate process of a unit does not depend on its type. On top,
-    each unit reads two random assemblies (weights ±U(0.5, 0.8)), which together
-    with an individual baseline rate (log-normal, SD 0.8) is the unit's own identity.
+    each coefficient jittered by ±15 % per unit. Every mix has unit variance and
+    (since ``g`` and the private latents share their dynamics) the same
+    autocorrelation whatever the type. On top, each unit reads two random
+    assemblies (weights ±U(0.3, 0.6)) and has an individual baseline rate
+    (log-normal, SD 0.8), an individual coupling strength (gain × log-normal,
+    SD 0.3) and an individual spike-history kernel (recovery time constant,
+    burst strength): the unit's own identity.
 
     Spiking is a Bernoulli process on a 5 ms grid with conditional intensity
-    ``λ_u(t) = b_u exp(gain_u · m_u(t) + Σ_k h_type[k] s_u(t-k))``, where
+    ``λ_u(t) = b_u exp(gain_u · m_u(t) + Σ_k h_u[k] s_u(t-k))``, where
     ``m_u`` is the unit's latent mix. In the easy variant types also differ in
     baseline rate, gain and spike history (refractory for T0/T2, bursty for
-    T1/T3). With ``hard=True`` every type draws its rate from the same
-    log-normal distribution and shares gain and refractory history, so firing
-    rate and ISI distributions are the same for all types: only the coupling
-    to the rest of the population tells them apart.
+    T1/T3). With ``hard=True`` every type draws its rate, gain and refractory
+    history from the same distributions, so firing-rate, ISI and
+    autocorrelogram distributions are the same for all types: only the
+    coupling to the rest of the population tells them apart (the hand-crafted
+    features of ``embed --method features`` are at chance for type).
 
     Parameters
     ----------
@@ -444,7 +451,8 @@ class NuclrSimulator(Estimator):
     n_units_ : (n_sessions,) int64
         Units per session.
     history_ : (4, 8) float64
-        Spike-history kernel of each type (log-rate change 5-40 ms after a spike).
+        Typical spike-history kernel of each type (log-rate change 5-40 ms after a
+        spike); each unit's own kernel varies around it.
     base_rate_ : (4,) float64
         Median baseline rate of each type (Hz).
     gain_ : (4,) float64
@@ -467,6 +475,8 @@ class NuclrSimulator(Estimator):
     REGIONS = ("R0", "R1", "R2")
     REGION_TAU = (0.5, 0.15, 1.5)
     RHYTHM_HZ = 4.0
+    ASSEMBLY_W = (0.3, 0.6)
+    REGION_W = 0.7
 
     def __init__(self, n_sessions: int = 4, min_units: int = 60, max_units: int = 150,
                  duration: float = 300.0, hard: bool = False, seed: int = 0):
@@ -496,7 +506,10 @@ class NuclrSimulator(Estimator):
         lag = np.arange(1, 9)
         refractory = -6.0 * np.exp(-(lag - 1) / 1.5)
         bursty = np.where(lag == 1, -4.0, 1.6 * np.exp(-((lag - 3.5) ** 2) / 2.0))
-        mix = np.array([[0.8, 0.6, 0.0], [0.25, 0.97, 0.0], [-0.7, 0.71, 0.0], [0.15, 0.3, 0.94]])
+        wr = self.REGION_W
+        rest = np.sqrt(1 - wr ** 2)
+        glob = np.array([0.9, 0.45, -0.9, 0.0])  # share of the non-regional drive that is global
+        mix = np.stack([glob * rest, np.full(4, wr), np.sqrt(1 - glob ** 2) * rest], 1)
         self.coupling_ = mix / np.linalg.norm(mix, axis=1, keepdims=True)
         if self.hard:
             self.history_ = np.tile(refractory, (4, 1))
@@ -507,6 +520,22 @@ class NuclrSimulator(Estimator):
             self.base_rate_ = np.array([6.0, 4.0, 12.0, 8.0])
             self.gain_ = np.array([0.8, 1.0, 0.7, 0.6])
         return self
+
+    def _unit_history(self, rng, ctype: np.ndarray) -> np.ndarray:
+        """(n, 8) individual spike-history kernels: recovery time and burst strength vary from unit to unit.
+
+        Refractory units recover with a time constant of U(1, 2.5) grid steps; bursty
+        units (easy variant, T1/T3) have a burst bump scaled by U(0.6, 1.4). The
+        distributions do not depend on the type beyond refractory vs bursty.
+        """
+        lag = np.arange(1, 9)
+        n = ctype.size
+        tau = rng.uniform(1.0, 2.5, n)
+        amp = rng.uniform(0.6, 1.4, n)
+        refractory = -6.0 * np.exp(-(lag[None, :] - 1) / tau[:, None])
+        bursty = np.where(lag[None, :] == 1, -4.0, amp[:, None] * 1.6 * np.exp(-((lag[None, :] - 3.5) ** 2) / 2.0))
+        is_bursty = self.history_[ctype, 1] > 0
+        return np.where(is_bursty[:, None], bursty, refractory)
 
     @staticmethod
     def _ou(rng, T: int, taus: np.ndarray, dt: float) -> np.ndarray:
@@ -565,17 +594,18 @@ class NuclrSimulator(Estimator):
             W[:, 0] = coef[:, 0]
             W[np.arange(n), 1 + region] = coef[:, 1]
             for u in range(n):  # two assemblies per unit: its individual signature
-                W[u, 4 + rng.choice(A, 2, replace=False)] = rng.choice([-1, 1], 2) * rng.uniform(0.5, 0.8, 2)
+                W[u, 4 + rng.choice(A, 2, replace=False)] = rng.choice([-1, 1], 2) * rng.uniform(*self.ASSEMBLY_W, 2)
             private = np.flatnonzero(coef[:, 2] > 0)
             drive = np.concatenate([shared, assemblies], 1) @ W.T  # (T, n)
             if private.size:
                 drive[:, private] += self._ou(rng, T, np.full(private.size, 0.5), dt) * coef[private, 2]
             drive /= np.sqrt((W ** 2).sum(1) + coef[:, 2] ** 2)  # unit variance whatever the mix
-            gain = self.gain_[ctype] * rng.uniform(0.9, 1.1, n)
+            # individual coupling strength to the population (same spread for every type)
+            gain = self.gain_[ctype] * np.exp(np.clip(0.3 * rng.standard_normal(n), -0.6, 0.6))
             rate = self.base_rate_[ctype] * np.exp(np.clip(0.8 * rng.standard_normal(n), -1.6, 1.6))
             logb = np.log(rate * dt) - 0.5 * gain ** 2  # mean rate ≈ rate whatever the gain
             drive *= gain
-            H = self.history_[ctype]  # (n, 8)
+            H = self._unit_history(rng, ctype)  # (n, 8)
             S = np.zeros((T, n), dtype=np.int8)
             u = rng.random((T, n))
             hist = np.zeros((8, n))  # hist[k] = spike at t-1-k
