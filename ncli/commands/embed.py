@@ -261,6 +261,12 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed
 
     def build(w: StoreWriter) -> None:
         data = {sid: session_unit_counts(src, sid, net.bin_size) for sid in sessions}
+        for sid, (C, _) in data.items():
+            if C.shape[0] < net.window_bins:
+                raise DataError(f"session '{sid}' is {C.shape[0] * net.bin_size:g} s long, shorter than one "
+                                f"NuCLR window ({net.window_bins * net.bin_size:g} s)", src.location,
+                                hint="NuCLR needs sessions of at least one window; "
+                                     "--method features takes short ones")
         if model is None:
             log.info("nuclr: training on %d session(s), %d steps", len(sessions), net.steps)
             net.fit([data[s][0] for s in sessions])

@@ -204,8 +204,8 @@ def nuclr(
 
     Writes sessions sim0, sim1, ... with spike times, binned counts,
     units/area (R0, R1, R2: the regional latent a unit receives, a 4 Hz
-    rhythm, fast or slow) and units/cell_type (T0..T3: chorister, local,
-    anti-phase, soloist coupling; in the easy variant also rate, gain and
+    rhythm, fast or slow) and units/cell_type (T0..T3: chorister, weakly
+    coupled, anti-phase, soloist coupling to the population; in the easy variant also rate, gain and
     refractory or bursty spike history), and models/truth. Prints the store location.
     """
     from ncli.models.simulators import NuclrSimulator

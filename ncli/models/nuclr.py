@@ -291,7 +291,9 @@ class NuCLR(Estimator):
         checks = [
             (self.bin_size > 0, f"bin size must be > 0, got {self.bin_size}", "--bin-size"),
             (self.token_bins >= 1 and self.window_tokens >= 1, "token and window sizes must be >= 1", "--window"),
-            (self.d_model >= 2 and self.d_model % self.n_heads == 0,
+            (self.n_heads >= 1 and self.d_model >= self.n_heads,
+             f"--dim must be at least the number of heads ({self.n_heads}), got {self.d_model}", "--dim"),
+            (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
              f"--dim ({self.d_model}) must be a multiple of the number of heads ({self.n_heads})", "--dim"),
             (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}", "--temperature"),
             (0 < self.keep_min <= 1, f"--keep-min must be in (0, 1], got {self.keep_min}", "--keep-min"),
@@ -529,7 +531,9 @@ class NuCLR(Estimator):
         model.weights_ = {k.replace("__", "."): v for k, v in read_arrays(group["weights"]).items()}
         expected = set(model._new_module().state_dict())
         if set(model.weights_) != expected:
-            raise DataError("saved NuCLR weights do not match the model configuration")
+            raise DataError("saved NuCLR weights do not match the model configuration",
+                            hint="a model saved by an older ncli (before the 64-wide encoder with correlated "
+                                 "neighbours) cannot be loaded: retrain it")
         return model
 
 

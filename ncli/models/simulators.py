@@ -411,10 +411,10 @@ class NuclrSimulator(Estimator):
     of its drive (weight 0.71) splits between the global and its private latent,
     i.e. its *coupling to the population*:
 
-    - ``T0`` chorister: 90 % of the rest from ``+g``;
-    - ``T1`` weakly coupled: 45 % from ``+g``;
-    - ``T2`` anti-phase: 90 % from ``-g`` (suppressed when the population is active);
-    - ``T3`` soloist: none from ``g`` (private latent only);
+    - ``T0`` chorister: global weight ``+0.9 × 0.71``, the rest private;
+    - ``T1`` weakly coupled: global weight ``+0.45 × 0.71``;
+    - ``T2`` anti-phase: global weight ``-0.9 × 0.71`` (suppressed when the population is active);
+    - ``T3`` soloist: no global weight (private latent only);
 
     each coefficient jittered by ±15 % per unit. Every mix has unit variance and
     (since ``g`` and the private latents share their dynamics) the same
