@@ -235,6 +235,32 @@ def test_cli_errors(tmp_path, monkeypatch, args, code, match):
     assert match in res.stderr
 
 
+def test_cli_train_with_adds_sessions_of_other_stores(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCLI_CACHE", str(tmp_path / "cache"))
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    for loc, seed, n in ((a, 0, 1), (b, 1, 2)):
+        res = run(["simulate", "nuclr", "-o", loc, "--sessions", n, "--duration", 20, "--min-units", 8,
+                   "--max-units", 10, "--seed", seed])
+        assert res.exit_code == 0, res.stderr
+    res = run(["embed", a, "--method", "nuclr", "--train-with", b, "--steps", 3, "--batch-size", 2, "-o",
+               tmp_path / "e.zarr"])
+    assert res.exit_code == 0, res.stderr
+    assert "training on 3 session(s)" in res.stderr
+    e = Store.open(tmp_path / "e.zarr")
+    assert e.exists("sessions/sim0/neurons/nuclr") and e.sessions() == ["sim0"]  # only the input's sessions
+    attrs = e.attrs("models/nuclr")
+    assert attrs["trained_with"] == [{"store": str(b), "sessions": ["sim0", "sim1"]}]
+    assert str(b) in e.history[-1]["inputs"]
+    # a different training store is a different result, not a cache hit
+    res2 = run(["embed", a, "--method", "nuclr", "--steps", 3, "--batch-size", 2])
+    assert res2.exit_code == 0 and res2.stdout.strip() != str(tmp_path / "e.zarr")
+    for args, match in ((["--method", "features"], "--train-with applies to --method nuclr only"),
+                        (["--method", "nuclr", "--model", tmp_path / "e.zarr"], "cannot be combined with --model"),
+                        (["--method", "nuclr", "--train-with", tmp_path / "missing.zarr"], "missing.zarr")):
+        res = run(["embed", a, "--train-with", b, *args])
+        assert res.exit_code != 0 and match in res.stderr, res.stderr
+
+
 def test_cli_session_shorter_than_a_window_is_named(tmp_path, monkeypatch):
     from tests.builders import make_store
 

@@ -75,6 +75,10 @@ def embed(
     steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 2500,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="nuclr: window pairs per training "
                                                       "step (default 8).", show_default=False)] = None,
+    train_with: Annotated[Optional[list[str]], typer.Option("--train-with", help="nuclr: a further store whose "
+                                                            "sessions join the training set (repeatable); only "
+                                                            "STORE's sessions are embedded.",
+                                                            show_default=False)] = None,
     device: Device = "cpu",
     smooth: Annotated[float, typer.Option("--smooth", help="Gaussian kernel SD (s) applied to the counts "
                                           "before fitting; 0 = none.")] = 0.0,
@@ -98,9 +102,11 @@ def embed(
     choice(method, METHODS, "--method")
     if method in NEURON_METHODS:
         return _embed_neurons(store, method=method, dim=dim, model=model, steps=steps, batch_size=batch_size,
-                              device=device, seed=seed, output=output, overwrite=overwrite, no_cache=no_cache)
-    if batch_size is not None:
-        raise UsageError("--batch-size applies to --method nuclr only", "--batch-size")
+                              train_with=train_with or [], device=device, seed=seed, output=output,
+                              overwrite=overwrite, no_cache=no_cache)
+    for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
+        if value:
+            raise UsageError(f"{name} applies to --method nuclr only", name)
     if model is not None:
         raise UsageError("--model applies to --method nuclr only", "--model")
     dim = 8 if dim is None else dim
@@ -192,7 +198,7 @@ def _session_duration(src: Store, sid: str) -> float:
     return 0.0
 
 
-def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed, output, overwrite,
+def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, device, seed, output, overwrite,
                    no_cache) -> None:
     """``embed --method nuclr|features``: per-neuron embeddings ``neurons/<method>`` (N, K)."""
     from ncli.core.unit_features import unit_features
@@ -205,8 +211,9 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed
     if method == "features":
         if model is not None:
             raise UsageError("--model applies to --method nuclr only", "--model")
-        if batch_size is not None:
-            raise UsageError("--batch-size applies to --method nuclr only", "--batch-size")
+        for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
+            if value:
+                raise UsageError(f"{name} applies to --method nuclr only", name)
         params = {"method": method, "seed": seed}
 
         def build_features(w: StoreWriter) -> None:
@@ -241,8 +248,9 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed
     if model is not None:
         if dim is not None:
             raise UsageError("--dim cannot be combined with --model (the saved model fixes it)", "--dim")
-        if batch_size is not None:
-            raise UsageError("--batch-size cannot be combined with --model (no training)", "--batch-size")
+        for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
+            if value:
+                raise UsageError(f"{name} cannot be combined with --model (no training)", name)
         mstore = open_input(model)
         if not mstore.exists("models/nuclr"):
             raise UsageError("no models/nuclr in the --model store", mstore.location,
@@ -256,20 +264,31 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed
                     seed=seed, device=device)
         net._check_params()
         model_id = None
+    others = [open_input(loc) for loc in train_with]  # further training stores (--train-with)
+    for other in others:
+        if not other.sessions():
+            raise DataError("store has no sessions", other.location)
     params = {"method": method, "dim": net.d_model, "steps": net.steps, "batch_size": net.batch_size, "seed": seed,
-              "model": model_id}
+              "model": model_id, "train_with": [o.id for o in others]}
 
-    def build(w: StoreWriter) -> None:
-        data = {sid: session_unit_counts(src, sid, net.bin_size) for sid in sessions}
-        for sid, (C, _) in data.items():
+    def counts(st: Store) -> dict:
+        out = {sid: session_unit_counts(st, sid, net.bin_size) for sid in st.sessions()}
+        for sid, (C, _) in out.items():
             if C.shape[0] < net.window_bins:
                 raise DataError(f"session '{sid}' is {C.shape[0] * net.bin_size:g} s long, shorter than one "
-                                f"NuCLR window ({net.window_bins * net.bin_size:g} s)", src.location,
+                                f"NuCLR window ({net.window_bins * net.bin_size:g} s)", st.location,
                                 hint="NuCLR needs sessions of at least one window; "
                                      "--method features takes short ones")
+        return out
+
+    def build(w: StoreWriter) -> None:
+        data = counts(src)
         if model is None:
-            log.info("nuclr: training on %d session(s), %d steps", len(sessions), net.steps)
-            net.fit([data[s][0] for s in sessions])
+            train = [C for C, _ in data.values()]
+            for other in others:
+                train += [C for C, _ in counts(other).values()]
+            log.info("nuclr: training on %d session(s), %d steps", len(train), net.steps)
+            net.fit(train)
         summary = {}
         for sid in sessions:
             C, source = data[sid]
@@ -290,11 +309,13 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, device, seed
         metrics = {"sessions": summary, "windows_per_s": net.windows_per_s_,
                    "final_loss": float(np.mean(net.loss_history_[-20:]))}
         extra = {"sessions_trained": sessions if model is None else None,
+                 "trained_with": [{"store": o.location, "sessions": o.sessions()} for o in others],
                  "loaded_from": mstore.location if model is not None else None}
         net.to_group(w.group("models/nuclr"), metrics=metrics, extra=extra)
 
     write_result("embed", parent=src, params=params, build=build, output=output,
-                 overwrite=overwrite, no_cache=no_cache)
+                 overwrite=overwrite, no_cache=no_cache, inputs=[src.location] + [o.location for o in others],
+                 identity=[x for st in (src, *others) for x in (st.id, st.location)])
 
 
 def _find_group(store: Store, path: str):
