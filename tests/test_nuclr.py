@@ -256,7 +256,8 @@ def test_cli_train_with_adds_sessions_of_other_stores(tmp_path, monkeypatch):
     assert res2.exit_code == 0 and res2.stdout.strip() != str(tmp_path / "e.zarr")
     for args, match in ((["--method", "features"], "--train-with applies to --method nuclr only"),
                         (["--method", "nuclr", "--model", tmp_path / "e.zarr"], "cannot be combined with --model"),
-                        (["--method", "nuclr", "--train-with", tmp_path / "missing.zarr"], "missing.zarr")):
+                        (["--method", "nuclr", "--train-with", tmp_path / "missing.zarr"], "missing.zarr"),
+                        (["--method", "nuclr", "--train-with", a], "names the input store itself")):
         res = run(["embed", a, "--train-with", b, *args])
         assert res.exit_code != 0 and match in res.stderr, res.stderr
 

@@ -100,15 +100,14 @@ def embed(
     from ncli.models.factor import EMBEDDINGS
 
     choice(method, METHODS, "--method")
+    if method != "nuclr":
+        for name, value in (("--model", model), ("--batch-size", batch_size), ("--train-with", train_with)):
+            if value is not None and value != []:
+                raise UsageError(f"{name} applies to --method nuclr only", name)
     if method in NEURON_METHODS:
         return _embed_neurons(store, method=method, dim=dim, model=model, steps=steps, batch_size=batch_size,
                               train_with=train_with or [], device=device, seed=seed, output=output,
                               overwrite=overwrite, no_cache=no_cache)
-    for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
-        if value:
-            raise UsageError(f"{name} applies to --method nuclr only", name)
-    if model is not None:
-        raise UsageError("--model applies to --method nuclr only", "--model")
     dim = 8 if dim is None else dim
     if dim < 1:
         raise UsageError(f"--dim must be a positive integer, got {dim}", "--dim")
@@ -209,11 +208,6 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
     if not sessions:
         raise DataError("store has no sessions", src.location)
     if method == "features":
-        if model is not None:
-            raise UsageError("--model applies to --method nuclr only", "--model")
-        for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
-            if value:
-                raise UsageError(f"{name} applies to --method nuclr only", name)
         params = {"method": method, "seed": seed}
 
         def build_features(w: StoreWriter) -> None:
@@ -249,7 +243,7 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
         if dim is not None:
             raise UsageError("--dim cannot be combined with --model (the saved model fixes it)", "--dim")
         for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
-            if value:
+            if value is not None and value != []:
                 raise UsageError(f"{name} cannot be combined with --model (no training)", name)
         mstore = open_input(model)
         if not mstore.exists("models/nuclr"):
@@ -266,6 +260,9 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
         model_id = None
     others = [open_input(loc) for loc in train_with]  # further training stores (--train-with)
     for other in others:
+        if other.id == src.id:
+            raise UsageError("--train-with names the input store itself (its sessions are trained on anyway)",
+                             other.location)
         if not other.sessions():
             raise DataError("store has no sessions", other.location)
     params = {"method": method, "dim": net.d_model, "steps": net.steps, "batch_size": net.batch_size, "seed": seed,
