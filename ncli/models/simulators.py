@@ -416,7 +416,9 @@ class NuclrSimulator(Estimator):
     - ``T2`` anti-phase: global weight ``-0.9 × 0.71`` (suppressed when the population is active);
     - ``T3`` soloist: no global weight (private latent only);
 
-    each coefficient jittered by ±15 % per unit. Every mix has unit variance and
+    each coefficient jittered by ±15 % per unit (weights before the assemblies
+    below are added; the summed drive is then rescaled to unit variance). Every
+    mix has unit variance and
     (since ``g`` and the private latents share their dynamics) the same
     autocorrelation whatever the type. On top, each unit reads two random
     assemblies (weights ±U(0.3, 0.6)) and has an individual baseline rate
@@ -508,7 +510,7 @@ class NuclrSimulator(Estimator):
         bursty = np.where(lag == 1, -4.0, 1.6 * np.exp(-((lag - 3.5) ** 2) / 2.0))
         wr = self.REGION_W
         rest = np.sqrt(1 - wr ** 2)
-        glob = np.array([0.9, 0.45, -0.9, 0.0])  # share of the non-regional drive that is global
+        glob = np.array([0.9, 0.45, -0.9, 0.0])  # global coefficient, as a fraction of the non-regional weight
         mix = np.stack([glob * rest, np.full(4, wr), np.sqrt(1 - glob ** 2) * rest], 1)
         self.coupling_ = mix / np.linalg.norm(mix, axis=1, keepdims=True)
         if self.hard:
