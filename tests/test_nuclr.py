@@ -209,6 +209,8 @@ def test_cli_simulate_embed_decode_and_zero_shot(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.stderr
     res = run(["decode", feats, "--target", "units/area", "-o", tmp_path / "pf.zarr"])
     assert res.exit_code == 0, res.stderr
+    res = run(["decode", feats, "--target", "units/spike_times", "-o", tmp_path / "bad.zarr"])
+    assert res.exit_code == 2 and "units/spike_times is not a per-unit label" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("args, code, match", [
@@ -257,9 +259,24 @@ def test_cli_train_with_adds_sessions_of_other_stores(tmp_path, monkeypatch):
     for args, match in ((["--method", "features"], "--train-with applies to --method nuclr only"),
                         (["--method", "nuclr", "--model", tmp_path / "e.zarr"], "cannot be combined with --model"),
                         (["--method", "nuclr", "--train-with", tmp_path / "missing.zarr"], "missing.zarr"),
-                        (["--method", "nuclr", "--train-with", a], "names the input store itself")):
+                        (["--method", "nuclr", "--train-with", a], "shares its sessions with the input"),
+                        (["--method", "nuclr", "--train-with", b], "would be trained on twice"),
+                        (["--method", "nuclr", "--train-with", tmp_path / "e.zarr"], "shares its sessions")):
         res = run(["embed", a, "--train-with", b, *args])
         assert res.exit_code != 0 and match in res.stderr, res.stderr
+    # zero-shot with that model: the model store is an input (protected, in history) and its provenance is kept
+    zs = tmp_path / "zs.zarr"
+    res = run(["embed", b, "--method", "nuclr", "--model", tmp_path / "e.zarr", "-o", zs])
+    assert res.exit_code == 0, res.stderr
+    z = Store.open(zs)
+    assert z.attrs("models/nuclr")["trained_with"] == attrs["trained_with"]
+    assert z.attrs("models/nuclr")["sessions_trained"] == ["sim0"]
+    assert str(tmp_path / "e.zarr") in z.history[-1]["inputs"]
+    for out in (tmp_path / "e.zarr", tmp_path / "e.zarr" / "sub.zarr", a):
+        res = run(["embed", b, "--method", "nuclr", "--model", tmp_path / "e.zarr", "-o", out, "--overwrite"])
+        assert res.exit_code == 2 and "input" in res.stderr, res.stderr
+    res = run(["embed", b, "--method", "nuclr", "--model", tmp_path / "e.zarr", "--steps", 5])
+    assert res.exit_code == 2 and "--steps cannot be combined with --model" in res.stderr
 
 
 def test_cli_session_shorter_than_a_window_is_named(tmp_path, monkeypatch):

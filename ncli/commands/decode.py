@@ -427,6 +427,10 @@ def _probe_units(store, *, column: str, neurons: str | None, folds: int, seed: i
         raise UsageError(f"--folds must be at least 2, got {folds}", "--folds")
     X = [np.asarray(src.read(f"sessions/{sid}/neurons/{name}"), dtype=np.float64) for sid in used]
     y = [np.array([str(v) for v in src.read(f"sessions/{sid}/units/{column}").tolist()]) for sid in used]
+    for sid, xs, ys in zip(used, X, y):
+        if ys.shape != (xs.shape[0],):  # e.g. units/spike_times: a flat array over all spikes, not a label
+            raise UsageError(f"units/{column} is not a per-unit label ({ys.shape[0]} rows for {xs.shape[0]} "
+                             f"units)", f"session {sid}", hint="e.g. --target units/area")
     label = f"probe_{column}_{name}"
     params = {"target": f"units/{column}", "neurons": name, "folds": folds, "seed": seed}
 

@@ -72,7 +72,8 @@ def embed(
     model: Annotated[Optional[str], typer.Option("--model", help="nuclr: embed zero-shot with the model in "
                                                  "models/nuclr of this store (no training).",
                                                  show_default=False)] = None,
-    steps: Annotated[int, typer.Option("--steps", help="nuclr: training steps.")] = 2500,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="nuclr: training steps (default 2500).",
+                                                 show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="nuclr: window pairs per training "
                                                       "step (default 8).", show_default=False)] = None,
     train_with: Annotated[Optional[list[str]], typer.Option("--train-with", help="nuclr: a further store whose "
@@ -101,7 +102,8 @@ def embed(
 
     choice(method, METHODS, "--method")
     if method != "nuclr":
-        for name, value in (("--model", model), ("--batch-size", batch_size), ("--train-with", train_with)):
+        for name, value in (("--model", model), ("--steps", steps), ("--batch-size", batch_size),
+                            ("--train-with", train_with)):
             if value is not None and value != []:
                 raise UsageError(f"{name} applies to --method nuclr only", name)
     if method in NEURON_METHODS:
@@ -237,32 +239,37 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
                      overwrite=overwrite, no_cache=no_cache)
         return
 
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}", "--steps")
     if model is not None:
         if dim is not None:
             raise UsageError("--dim cannot be combined with --model (the saved model fixes it)", "--dim")
-        for name, value in (("--batch-size", batch_size), ("--train-with", train_with)):
+        for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--train-with", train_with)):
             if value is not None and value != []:
                 raise UsageError(f"{name} cannot be combined with --model (no training)", name)
         mstore = open_input(model)
         if not mstore.exists("models/nuclr"):
             raise UsageError("no models/nuclr in the --model store", mstore.location,
                              hint="train first: ncli embed STORE --method nuclr")
-        net = NuCLR.from_group(_find_group(mstore, "models/nuclr"))
+        mgroup = _find_group(mstore, "models/nuclr")
+        net = NuCLR.from_group(mgroup)
         net.device = device
         model_id = mstore.id
     else:
         dim = 64 if dim is None else dim
-        net = NuCLR(d_model=dim, proj_dim=dim, steps=steps, batch_size=8 if batch_size is None else batch_size,
-                    seed=seed, device=device)
+        net = NuCLR(d_model=dim, proj_dim=dim, steps=2500 if steps is None else steps,
+                    batch_size=8 if batch_size is None else batch_size, seed=seed, device=device)
         net._check_params()
         model_id = None
+    net._torch_device()  # an unavailable --device is a usage error before any data is read
     others = [open_input(loc) for loc in train_with]  # further training stores (--train-with)
-    for other in others:
-        if other.id == src.id:
-            raise UsageError("--train-with names the input store itself (its sessions are trained on anyway)",
-                             other.location)
+    seen = {layer.meta.get("id", layer.location) for layer in src.layers}
+    for other in others:  # a store that shares a layer with another would train on the same sessions twice
+        ids = {layer.meta.get("id", layer.location) for layer in other.layers}
+        if ids & seen:
+            raise UsageError("--train-with names a store that shares its sessions with the input or with another "
+                             "--train-with store; they would be trained on twice", other.location)
+        seen |= ids
         if not other.sessions():
             raise DataError("store has no sessions", other.location)
     params = {"method": method, "dim": net.d_model, "steps": net.steps, "batch_size": net.batch_size, "seed": seed,
@@ -305,14 +312,21 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
                          summary[sid]["retrieval_top1_halves"], summary[sid]["rankme"])
         metrics = {"sessions": summary, "windows_per_s": net.windows_per_s_,
                    "final_loss": float(np.mean(net.loss_history_[-20:]))}
-        extra = {"sessions_trained": sessions if model is None else None,
-                 "trained_with": [{"store": o.location, "sessions": o.sessions()} for o in others],
-                 "loaded_from": mstore.location if model is not None else None}
+        if model is None:
+            extra = {"sessions_trained": sessions,
+                     "trained_with": [{"store": o.location, "sessions": o.sessions()} for o in others],
+                     "loaded_from": None}
+        else:  # zero-shot: the loaded model's training provenance is carried over
+            saved = dict(mgroup.attrs)
+            extra = {"sessions_trained": saved.get("sessions_trained"), "trained_with": saved.get("trained_with", []),
+                     "loaded_from": mstore.location}
         net.to_group(w.group("models/nuclr"), metrics=metrics, extra=extra)
 
+    reads = others + ([mstore] if model is not None else [])  # stores read besides the input
     write_result("embed", parent=src, params=params, build=build, output=output,
-                 overwrite=overwrite, no_cache=no_cache, inputs=[src.location] + [o.location for o in others],
-                 identity=[x for st in (src, *others) for x in (st.id, st.location)])
+                 overwrite=overwrite, no_cache=no_cache, inputs=[st.location for st in (src, *reads)],
+                 identity=[x for st in (src, *reads) for x in (st.id, st.location)],
+                 protect=[layer.location for st in reads for layer in st.layers])
 
 
 def _find_group(store: Store, path: str):

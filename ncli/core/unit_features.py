@@ -38,7 +38,7 @@ def spike_features(spikes: np.ndarray, duration: float, max_spikes: int = 20000)
 
     Returns
     -------
-    (2 + 20 + 20 + 2,) float64
+    (2 + 20 + 20 + 1,) float64
         ``[log10(rate + 0.01 Hz), CV2, ISI histogram (20, fraction), autocorrelogram
         (20, rate in Hz normalised by the mean rate), burst fraction (ISI < 10 ms)]``.
     """
