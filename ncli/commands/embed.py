@@ -210,6 +210,8 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
     if not sessions:
         raise DataError("store has no sessions", src.location)
     if method == "features":
+        if dim is not None:
+            raise UsageError("--dim does not apply to --method features (its columns are fixed)", "--dim")
         params = {"method": method, "seed": seed}
 
         def build_features(w: StoreWriter) -> None:
@@ -262,6 +264,8 @@ def _embed_neurons(store, *, method, dim, model, steps, batch_size, train_with, 
         net._check_params()
         model_id = None
     net._torch_device()  # an unavailable --device is a usage error before any data is read
+    if any(not str(loc).strip() or str(loc).strip() == "-" for loc in train_with):
+        raise UsageError("--train-with needs a store location (stdin is the input store's)", "--train-with")
     others = [open_input(loc) for loc in train_with]  # further training stores (--train-with)
     seen = {layer.meta.get("id", layer.location) for layer in src.layers}
     for other in others:  # a store that shares a layer with another would train on the same sessions twice
