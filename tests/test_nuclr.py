@@ -310,8 +310,8 @@ def test_small_model_learns_cell_types_zero_shot():
 
 
 # The acceptance configuration: 5000 steps of 32 window pairs (the CLI default is 2500 of 8, about 7 minutes
-# on 2 CPU cores). It takes about 5 min per variant on a GPU and roughly 45 min on 2 CPU cores; device "auto"
-# takes the GPU where there is one.
+# on 2 CPU cores). It takes about 5 min per variant on a GPU and 88 min on one CPU thread (the easy variant
+# measured so: type 0.946, region 0.946, retrieval 0.900 / 0.769 / 0.278); device "auto" takes a GPU if any.
 ACCEPTANCE = dict(steps=5000, batch_size=32, device="auto")
 
 
