@@ -329,6 +329,31 @@ def choice(value: str, allowed: list[str], option: str) -> str:
     return value
 
 
+def check_result_name(name: str | None) -> None:
+    """Refuse a ``--name`` that is not one store path component (empty, with '/', or starting with '.').
+
+    Raises
+    ------
+    UsageError
+    """
+    if name is not None and (not name.strip() or "/" in name or name.startswith(".")):
+        raise UsageError(f"invalid --name '{name}' (one path component, not starting with '.')", "--name")
+
+
+def refuse_taken_name(src: Store, name: str, paths: list[str], what: str) -> None:
+    """Refuse a result name whose layer paths ``paths`` already exist in ``src`` (they would mix).
+
+    Raises
+    ------
+    UsageError
+        Naming ``what`` (e.g. "chunks") and the first path that exists.
+    """
+    taken = [p for p in paths if src.exists(p)]
+    if taken:
+        raise UsageError(f"the input already holds {what} named '{name}' ({taken[0]})", "--name",
+                         hint="choose another --name; a layer of the same name would mix with the earlier result")
+
+
 def load_activity(src: Store, sid: str, latents: str | None, sqrt: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """Activity of one session and its usable bins: ``latents/NAME``, or binned counts
     (square-rooted when ``sqrt``; calcium dF/F never is).

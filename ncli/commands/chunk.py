@@ -25,7 +25,8 @@ import typer
 
 from ncli import __version__
 from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice, finite,
-                                   load_activity, ncli_command, open_input, write_result)
+                                   check_result_name, load_activity, ncli_command, open_input,
+                                   refuse_taken_name, write_result)
 from ncli.core.errors import DataError, UsageError
 from ncli.formats.store import Store, StoreWriter, as_str_array
 
@@ -203,8 +204,7 @@ def chunk(
         raise UsageError(f"--labels is only used by --method pa, not {method}", "--labels")
     if method == "pa" and test_fraction == 0:
         raise UsageError("--method pa needs held-out bins: --test-fraction must be > 0", "--test-fraction")
-    if name is not None and (not name.strip() or "/" in name or name.startswith(".")):
-        raise UsageError(f"invalid --name '{name}' (one path component, not starting with '.')", "--name")
+    check_result_name(name)
     if method == "dsc" and n_levels > 127:
         raise UsageError(f"--n-levels must be at most 127, got {n_levels}", "--n-levels",
                          hint="population states are tuples of a few levels per neuron (2-4 is typical)")
@@ -213,11 +213,8 @@ def chunk(
     sessions = src.sessions()
     if not sessions:
         raise DataError("store has no sessions", src.location)
-    taken = [p for p in [f"models/chunk_{name}"] + [f"sessions/{sid}/chunks/{name}" for sid in sessions]
-             if src.exists(p)]
-    if taken:
-        raise UsageError(f"the input already holds chunks named '{name}' ({taken[0]})", "--name",
-                         hint="choose another --name; a layer of the same name would mix with the earlier result")
+    refuse_taken_name(src, name, [f"models/chunk_{name}"] + [f"sessions/{sid}/chunks/{name}" for sid in sessions],
+                      "chunks")
     params = {"method": method, "latents": latents, "sqrt": not no_sqrt, "labels": labels, "name": name,
               "test_fraction": test_fraction, "control": control, "seed": seed}
     if method == "ucd":

@@ -28,7 +28,8 @@ import numpy as np
 import typer
 
 from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
-                                   file_identity, finite, ncli_command, open_input, write_result)
+                                   check_result_name, file_identity, finite, ncli_command, open_input,
+                                   refuse_taken_name, write_result)
 from ncli.core.errors import DataError, UsageError
 from ncli.formats.store import Store, StoreWriter
 
@@ -348,8 +349,7 @@ def spectrum(
     finite(noise, "--noise", minimum=0.0)
     if in_degree is not None and density is not None:
         raise UsageError("--in-degree and --density are mutually exclusive", "--in-degree/--density")
-    if name is not None and (not name or "/" in name or name.startswith(".")):
-        raise UsageError(f"invalid --name '{name}' (one path component)", "--name")
+    check_result_name(name)
     net_opts = {"--dim": dim, "--n-e": n_e, "--n-i": n_i, "--tau": tau, "--in-degree": in_degree,
                 "--density": density, "--mean": mean, "--spread": spread, "--range": range_,
                 "--activation": activation, "--input": input_, "--simulate": simulate, "--dt": dt}
@@ -413,9 +413,7 @@ def _fitted(store, source: str, time: str, name: str | None, seed: int, output, 
     res = dynamics_spectrum(A, bin_size=bin_size, discrete=time == "discrete")
     parts = source.strip("/").split("/")
     gname = name or (parts[-2] if src.is_array(source.strip("/")) and len(parts) > 1 else parts[-1])
-    if src.exists(f"spectra/{gname}"):
-        raise UsageError(f"the input already holds a spectrum named '{gname}' (spectra/{gname})", "--name",
-                         hint="choose another --name; a layer of the same name would mix with the earlier result")
+    refuse_taken_name(src, gname, [f"spectra/{gname}"], "a spectrum")
     params = {"mode": "fitted", "from": source, "time": time, "name": gname, "seed": seed}
 
     def build(w: StoreWriter) -> None:
