@@ -17,6 +17,7 @@ writer removes partial output), and sets up logging on stderr.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -34,7 +35,7 @@ import typer
 
 from ncli import __version__
 from ncli.core import progress as _progress
-from ncli.core.errors import DataError, NcliError, StoreError, UsageError
+from ncli.core.errors import DataError, NcliError, ParameterError, StoreError, TemplatedError, UsageError
 from ncli.formats.pipe import emit_location, read_location
 from ncli.formats.store import Store, StoreWriter, jsonable, normalize_location, validate
 
@@ -62,6 +63,19 @@ Device = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda o
 
 
 # ----------------------------------------------------------------------------- error handling
+
+#: parameter name -> flag, for showing a model's ParameterError with the command's flag
+FLAGS: contextvars.ContextVar[dict] = contextvars.ContextVar("ncli_flags", default={})
+
+
+def set_flags(mapping: dict[str, str]) -> None:
+    """Add ``{parameter name: flag}`` pairs used to render :class:`ParameterError` (e.g. ``n_units`` -> ``--units``)."""
+    FLAGS.set({**FLAGS.get(), **mapping})
+
+
+def flag_of(name: str) -> str:
+    """The flag for a parameter name: the registered one, else ``--`` + the name with dashes."""
+    return FLAGS.get().get(name) or "--" + name.replace("_", "-")
 
 
 class Terminated(BaseException):
@@ -111,6 +125,7 @@ def ncli_command(name: str) -> Callable:
             quiet = bool(kwargs.get("quiet", False))
             debug = bool(kwargs.get("debug", False)) or os.environ.get("NCLI_DEBUG") == "1"
             setup_logging(quiet, debug)
+            FLAGS.set({})
             previous = None
             try:
                 previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -120,6 +135,11 @@ def ncli_command(name: str) -> Callable:
                 return fn(*args, **kwargs)
             except (typer.Exit, typer.Abort):
                 raise
+            except TemplatedError as err:  # ParameterError, ParameterDataError: parameter names -> flags
+                if debug:
+                    traceback.print_exc(file=sys.stderr)
+                print(format_error(name, err.render(flag_of)), file=sys.stderr)
+                raise typer.Exit(err.exit_code) from None
             except NcliError as err:
                 if debug:
                     traceback.print_exc(file=sys.stderr)

@@ -31,6 +31,7 @@ from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite
                                    check_result_name, file_identity, finite, ncli_command, open_input,
                                    refuse_taken_name, write_result)
 from ncli.core.errors import DataError, UsageError
+from ncli.core.jsonutil import jsonable
 from ncli.formats.store import Store, StoreWriter
 
 log = logging.getLogger("ncli")
@@ -222,13 +223,7 @@ def _write_network(w: StoreWriter, path: str, spec, res: dict, attrs: dict) -> N
             w.array(f"{path}/simulation/rates_e", sim["rates_e"],
                     attrs={"description": "x_E(t) - x*_E of the E population, (T, N_E)"})
         metrics.update({f"sim_{k}": v for k, v in sim_attrs.items()})
-    g.attrs.update(_jsonable({**attrs, "metrics": metrics}))
-
-
-def _jsonable(value):
-    from ncli.formats.store import jsonable
-
-    return jsonable(value)
+    g.attrs.update(jsonable({**attrs, "metrics": metrics}))
 
 
 def _log_network(spec, res: dict) -> None:

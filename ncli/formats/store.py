@@ -32,6 +32,8 @@ import zarr
 
 from ncli import __version__
 from ncli.core.errors import StoreError, UsageError
+from ncli.core.jsonutil import jsonable
+from ncli.core.strings import as_str_array
 
 SCHEMA = 1
 #: Target size of one chunk in bytes (DESIGN.md: about 1-8 MB a chunk).
@@ -387,41 +389,11 @@ def _history_entry(command: str, argv: list[str], params: dict, inputs: list[str
         "command": command,
         "argv": list(argv),
         "version": __version__,
-        "params": _jsonable(params),
+        "params": jsonable(params),
         "started": now_iso(),
         "finished": None,
         "inputs": list(inputs),
     }
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, paths and enums to JSON-friendly values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int)):
-        return value.value  # enums
-    return str(value)
-
-
-jsonable = _jsonable
-
-
-def as_str_array(data: Any) -> np.ndarray:
-    """Any array of strings (numpy U/O or StringDType) as a fixed-width numpy str array."""
-    data = np.asarray(data)
-    if data.dtype.kind == "U":
-        return data
-    return np.asarray(data.astype(object), dtype=str)
 
 
 class StoreWriter:
@@ -582,7 +554,7 @@ class StoreWriter:
         """Create (or open) the group at ``path`` in this layer and update its attributes."""
         g = self.root.require_group(path.strip("/"))
         if attrs:
-            g.attrs.update(_jsonable(attrs))
+            g.attrs.update(jsonable(attrs))
         return g
 
     def array(
@@ -613,7 +585,7 @@ class StoreWriter:
         if unit is not None:
             meta["unit"] = unit
         if meta:
-            arr.attrs.update(_jsonable(meta))
+            arr.attrs.update(jsonable(meta))
         return arr
 
     def create(
@@ -642,7 +614,7 @@ class StoreWriter:
         if unit is not None:
             meta["unit"] = unit
         if meta:
-            arr.attrs.update(_jsonable(meta))
+            arr.attrs.update(jsonable(meta))
         return arr
 
     @property

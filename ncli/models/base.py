@@ -10,7 +10,10 @@ that
 - checks a model is fitted (:func:`check_fitted`), raising
   :class:`~ncli.core.errors.NotFittedError`;
 - saves a model as arrays plus JSON config into a Zarr group and loads it back
-  (:meth:`Estimator.to_group`, :meth:`Estimator.from_group`). No pickle.
+  (:meth:`Estimator.to_group`, :meth:`Estimator.from_group`, :func:`load_model`),
+  under a stable model id (:mod:`ncli.models.ids`). No pickle;
+- checks hyperparameters (:func:`check_params`), raising
+  :class:`~ncli.core.errors.ParameterError` with parameter names, never flags.
 
 References
 ----------
@@ -20,14 +23,14 @@ Pedregosa et al. (2011) Scikit-learn: machine learning in Python. JMLR 12, 2825-
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any, Sequence
 
 import numpy as np
 
 from ncli import __version__
-from ncli.core.errors import DataError, NotFittedError, UsageError
+from ncli.core.errors import DataError, NotFittedError, ParameterError
+from ncli.core.jsonutil import jsonable
 
 
 def check_array(
@@ -121,32 +124,18 @@ def check_fitted(model: Any, attributes: Sequence[str] | None = None) -> None:
         raise NotFittedError(f"{type(model).__name__} is not fitted yet; call fit() first")
 
 
-def _json(value: Any) -> Any:
-    """JSON-friendly copy: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
 class Estimator:
     """Base class: config from ``__init__`` arguments, save/load as arrays + JSON.
 
     Subclasses list their learned array attributes in ``_learned`` (names with
     trailing underscore) and scalar learned values in ``_learned_scalars``.
     Hyperparameters are the ``__init__`` arguments, stored under attributes of
-    the same name (as in scikit-learn).
+    the same name (as in scikit-learn). Every class that is saved has a
+    ``model_id`` (``"ncli/ridge@1"``), registered in :data:`ncli.models.ids.MODEL_IDS`.
     """
 
+    #: Stable id written as the saved ``class`` attribute (see :mod:`ncli.models.ids`).
+    model_id: str | None = None
     _learned: tuple[str, ...] = ()
     _learned_scalars: tuple[str, ...] = ()
 
@@ -192,25 +181,36 @@ class Estimator:
         ------
         NotFittedError
             The model is not fitted.
+        TypeError
+            The class has no registered ``model_id``.
         """
         check_fitted(self)
+        if not self.model_id:
+            raise TypeError(f"{type(self).__name__} has no model_id; register one in ncli.models.ids")
         for name in self._learned:
             value = np.asarray(getattr(self, name))
             group.create_array(name, data=value, overwrite=True)
         scalars = {name: getattr(self, name, None) for name in self._learned_scalars}
         attrs = {
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "class": self.model_id,
             "config": self.get_config(),
             "version": __version__,
             "metrics": metrics or {},
             "learned": scalars,
         }
         attrs.update(extra or {})
-        group.attrs.update(_json(attrs))
+        group.attrs.update(jsonable(attrs, numpy_nonfinite_to_none=True))
 
     @classmethod
     def from_group(cls, group) -> "Estimator":
         """Load a model saved with :meth:`to_group`.
+
+        The saved ``class`` is a model id (``ncli/possm@1``) or, in a store
+        written by ncli 0.1.0, the module path of the class at the time
+        (``ncli.models.possm.POSSMDecoder``); both resolve through
+        :mod:`ncli.models.ids` only. Called on a base class
+        (``Estimator.from_group(group)``), it hands over to the saved class's
+        own ``from_group`` (e.g. POSSM restores its weights there).
 
         Parameters
         ----------
@@ -224,18 +224,21 @@ class Estimator:
         Raises
         ------
         DataError
-            The group holds no model, a model of another class, or misses arrays.
+            The group holds no model, a class that is not a registered model
+            id or alias, a model of another class, or misses arrays.
         """
+        from ncli.models.ids import model_class
+
         attrs = dict(group.attrs)
         qual = attrs.get("class")
         if not qual:
             raise DataError("group holds no saved model (attribute 'class' missing)")
-        module, _, clsname = qual.rpartition(".")
-        if not module.startswith("ncli."):
-            raise DataError(f"refusing to load model class '{qual}' from outside ncli")
-        klass = getattr(importlib.import_module(module), clsname, None)
-        if klass is None or not (isinstance(klass, type) and issubclass(klass, cls)):
+        klass = model_class(str(qual))
+        if not (isinstance(klass, type) and issubclass(klass, cls)):
             raise DataError(f"saved model is a {qual}, not a {cls.__name__}")
+        if getattr(klass.from_group, "__func__", None) is not getattr(cls.from_group, "__func__", None):
+            return klass.from_group(group)  # the saved class restores more than arrays
+        clsname = klass.__name__
         config = attrs.get("config", {})
         params = inspect.signature(klass.__init__).parameters
         model = klass(**{k: v for k, v in config.items() if k in params})
@@ -249,11 +252,38 @@ class Estimator:
         return model
 
 
+def load_model(group) -> Estimator:
+    """Load whatever model a group holds, through its saved class's own ``from_group``.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        A group written by :meth:`Estimator.to_group` (by this ncli or by 0.1.0).
+
+    Returns
+    -------
+    Estimator
+
+    Raises
+    ------
+    DataError
+        As :meth:`Estimator.from_group`.
+    """
+    return Estimator.from_group(group)
+
+
 def check_params(checks: list[tuple[bool, str, str]]) -> None:
-    """Raise a :class:`UsageError` for the first ``(ok, message, option)`` whose ``ok`` is false."""
-    for ok, msg, where in checks:
+    """Raise a :class:`ParameterError` for the first ``(ok, template, param)`` whose ``ok`` is false.
+
+    Parameters
+    ----------
+    checks : list of (bool, str, str)
+        ``ok``; the message with parameter names as ``{name}`` placeholders
+        (``"{n_units} must be at least 2, got 1"``); the parameter at fault.
+    """
+    for ok, template, param in checks:
         if not ok:
-            raise UsageError(msg, where)
+            raise ParameterError(param, template)
 
 
 def warmup_cosine(optimizer, steps: int, floor: float = 0.0):
@@ -286,20 +316,20 @@ def warmup_cosine(optimizer, steps: int, floor: float = 0.0):
 
 
 def torch_device(device: str):
-    """The torch device for ``--device cpu|cuda|auto``.
+    """The torch device for ``device`` = ``cpu``, ``cuda`` or ``auto``.
 
     Raises
     ------
-    UsageError
-        ``cuda`` was requested and CUDA is not available.
+    ParameterError
+        ``cuda`` was requested and CUDA is not available (parameter ``device``).
     """
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was requested but CUDA is not available", "--device",
-                         hint="use --device cpu or auto")
+        raise ParameterError("device", "{device} cuda was requested but CUDA is not available",
+                             hint="use {device} cpu or auto")
     return torch.device(device)
 
 

@@ -35,16 +35,17 @@ from typing import Sequence
 
 import numpy as np
 
-from ncli.core.errors import DataError
+from ncli.core.errors import DataError, ParameterDataError, ParameterError
+from ncli.core.jsonutil import jsonable
 from ncli.core.metrics import r2_score
-from ncli.models.base import (Estimator, _json, check_array, check_fitted, check_params, read_arrays,
+from ncli.models.base import (Estimator, check_array, check_fitted, check_params, read_arrays,
                               torch_device, write_arrays)
 
 log = logging.getLogger("ncli")
 
 #: Largest singular value allowed for A (keeps the learned dynamics stable).
 MAX_SINGULAR = 0.999
-#: Largest latent / state dimension accepted (a guard against typos such as --dim 100000).
+#: Largest latent / state dimension accepted (a guard against typos such as dim=100000).
 MAX_DIM = 256
 
 
@@ -291,6 +292,7 @@ class CANDY(Estimator):
     CPU the same seed gives the same result (``torch.use_deterministic_algorithms``).
     """
 
+    model_id = "ncli/candy@1"
     _learned = ("A_", "C_", "Q_", "R_", "eigenvalues_", "label_mean_", "label_scale_", "loss_history_")
     _learned_scalars = ("epoch_seconds_", "session_names_")
 
@@ -331,30 +333,31 @@ class CANDY(Estimator):
         finite_ok = all(np.isfinite(v) for v in (self.temperature, self.lr, self.dynamics_weight,
                                                       self.recon_weight))
         checks = [
-            (finite_ok, "--temperature, --lr, --dynamics-weight and --recon-weight must be finite numbers",
-             "options"),
-            (self.dim >= 1, f"--dim must be a positive integer, got {self.dim}", "--dim"),
-            (self.dim <= MAX_DIM, f"--dim must be at most {MAX_DIM}, got {self.dim}", "--dim"),
+            (self.dim >= 1, f"{{dim}} must be a positive integer, got {self.dim}", "dim"),
+            (self.dim <= MAX_DIM, f"{{dim}} must be at most {MAX_DIM}, got {self.dim}", "dim"),
             (self.state_dim is None or self.state_dim <= MAX_DIM,
-             f"--state-dim must be at most {MAX_DIM}, got {self.state_dim}", "--state-dim"),
+             f"{{state_dim}} must be at most {MAX_DIM}, got {self.state_dim}", "state_dim"),
             (self.state_dim is None or self.state_dim >= 1,
-             f"--state-dim must be a positive integer, got {self.state_dim}", "--state-dim"),
-            (self.encoder in ("mlp", "linear"), f"invalid value '{self.encoder}' for --encoder", "--encoder"),
-            (all(h >= 1 for h in self.hidden), f"--hidden sizes must be positive, got {list(self.hidden)}",
-             "--hidden"),
-            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}", "--temperature"),
-            (1 <= self.horizon, f"--horizon must be at least 1, got {self.horizon}", "--horizon"),
-            (self.window > self.horizon + 1, f"--window must exceed --horizon + 1, got {self.window}",
-             "--window"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}", "--batch-size"),
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}", "--epochs"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}", "--lr"),
-            (self.dynamics_weight >= 0, f"--dynamics-weight must be >= 0, got {self.dynamics_weight}",
-             "--dynamics-weight"),
-            (self.recon_weight >= 0, f"--recon-weight must be >= 0, got {self.recon_weight}", "--recon-weight"),
-            (self.refit_steps >= 0, f"--refit-steps must be >= 0, got {self.refit_steps}", "--refit-steps"),
-            (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
+             f"{{state_dim}} must be a positive integer, got {self.state_dim}", "state_dim"),
+            (self.encoder in ("mlp", "linear"), f"invalid value '{self.encoder}' for {{encoder}}", "encoder"),
+            (all(h >= 1 for h in self.hidden), f"{{hidden}} sizes must be positive, got {list(self.hidden)}",
+             "hidden"),
+            (self.temperature > 0, f"{{temperature}} must be > 0, got {self.temperature}", "temperature"),
+            (1 <= self.horizon, f"{{horizon}} must be at least 1, got {self.horizon}", "horizon"),
+            (self.window > self.horizon + 1, f"{{window}} must exceed {{horizon}} + 1, got {self.window}",
+             "window"),
+            (self.batch_size >= 1, f"{{batch_size}} must be at least 1, got {self.batch_size}", "batch_size"),
+            (self.epochs >= 1, f"{{epochs}} must be at least 1, got {self.epochs}", "epochs"),
+            (self.lr > 0, f"{{lr}} must be > 0, got {self.lr}", "lr"),
+            (self.dynamics_weight >= 0, f"{{dynamics_weight}} must be >= 0, got {self.dynamics_weight}",
+             "dynamics_weight"),
+            (self.recon_weight >= 0, f"{{recon_weight}} must be >= 0, got {self.recon_weight}", "recon_weight"),
+            (self.refit_steps >= 0, f"{{refit_steps}} must be >= 0, got {self.refit_steps}", "refit_steps"),
+            (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for {{device}}", "device"),
         ]
+        if not finite_ok:
+            raise ParameterError("temperature", "{temperature}, {lr}, {dynamics_weight} and {recon_weight} must be "
+                                 "finite numbers", where="options")
         check_params(checks)
 
     def _torch_device(self):
@@ -435,8 +438,8 @@ class CANDY(Estimator):
             ok = np.convolve(m.astype(np.int64), np.ones(self.window, np.int64), "valid") == self.window
             s = np.flatnonzero(ok)
             if s.size == 0:
-                raise DataError(f"session '{names[i]}' has no {self.window} consecutive training bins",
-                                hint="lower --window")
+                raise ParameterDataError(f"session '{names[i]}' has no {self.window} consecutive training bins",
+                                         hint="lower {window}")
             starts.append(s)
         Yall = np.vstack([Y[m] for Y, m in zip(Yc, masks)])
         self.label_mean_ = Yall.mean(0)
@@ -690,7 +693,7 @@ def consistency_r2(latents: Sequence[np.ndarray], behaviors: Sequence[np.ndarray
             coef, *_ = np.linalg.lstsq(F, Z[i], rcond=None)
             out[i, j] = float(np.nanmean(r2_score(Z[i], F @ coef)))
     off = out[~np.eye(S, dtype=bool)]
-    return {"consistency_r2": _json(out), "consistency_r2_mean": float(np.mean(off)) if off.size else None}
+    return {"consistency_r2": jsonable(out, numpy_nonfinite_to_none=True), "consistency_r2_mean": float(np.mean(off)) if off.size else None}
 
 
 def pca_baseline_r2(features: Sequence[np.ndarray], behaviors: Sequence[np.ndarray],

@@ -192,6 +192,7 @@ class PopulationAveraging(Estimator):
     Wu et al. (2025), NeurIPS, section 3.2 (population averaging).
     """
 
+    model_id = "ncli/chunk-pa@1"
     _learned = ("templates_", "spread_", "background_", "effect_", "consistency_", "members_",
                 "thresholds_", "n_occurrences_")
 
@@ -404,6 +405,7 @@ class UnsupervisedChunkDiscovery(Estimator):
     Dhillon & Modha (2001) (spherical k-means).
     """
 
+    model_id = "ncli/chunk-ucd@1"
     _learned = ("prototypes_", "templates_", "members_", "mean_", "scale_", "counts_")
     _learned_scalars = ("n_reseeds_", "n_iter_")
 
@@ -639,6 +641,7 @@ class DiscreteSequenceChunking(Estimator):
     Sennrich et al. (2016) (byte-pair encoding).
     """
 
+    model_id = "ncli/chunk-dsc@1"
     _learned = ("cuts_", "states_", "state_counts_", "merges_", "chunk_states_", "lengths_", "templates_",
                 "members_", "counts_")
 

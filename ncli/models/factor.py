@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncli.core.errors import UsageError
+from ncli.core.errors import ParameterError
 from ncli.models.base import Estimator, check_array, check_fitted
 
 
@@ -35,10 +35,11 @@ class _Factor(Estimator):
 
     def _check_dim(self, X: np.ndarray) -> None:
         if not isinstance(self.n_components, (int, np.integer)) or self.n_components < 1:
-            raise UsageError(f"--dim must be a positive integer, got {self.n_components}", "--dim")
+            raise ParameterError("n_components",
+                                 f"{{n_components}} must be a positive integer, got {self.n_components}")
         if self.n_components > X.shape[1]:
-            raise UsageError(f"--dim {self.n_components} is larger than the number of units ({X.shape[1]})",
-                             "--dim", hint=f"choose --dim <= {X.shape[1]}")
+            raise ParameterError("n_components", f"{{n_components}} {self.n_components} is larger than the number of "
+                                 f"units ({X.shape[1]})", hint=f"choose {{n_components}} <= {X.shape[1]}")
 
     def fit_transform(self, X, segments=None) -> np.ndarray:
         """Fit on ``X`` and return its latents ``(T, K)``."""
@@ -101,6 +102,7 @@ class PCAEmbedding(_Factor):
     J R Stat Soc B 61, 611-622.
     """
 
+    model_id = "ncli/pca@1"
     _learned = _Factor._learned + ("explained_variance_ratio_",)
 
     def __init__(self, n_components: int = 8, seed: int = 0):
@@ -123,7 +125,7 @@ class PCAEmbedding(_Factor):
         ------
         DataError
             Invalid ``X`` (see :func:`~ncli.models.base.check_array`).
-        UsageError
+        ParameterError
             ``n_components`` outside ``1..N``.
         """
         from sklearn.decomposition import PCA
@@ -198,6 +200,8 @@ class FAEmbedding(_Factor):
     neural prostheses. J Neurophysiol 102, 1315-1330.
     """
 
+    model_id = "ncli/fa@1"
+
     def fit(self, X, y=None, segments=None) -> "FAEmbedding":
         """Fit loadings and private variances by EM (scikit-learn).
 
@@ -214,7 +218,7 @@ class FAEmbedding(_Factor):
         ------
         DataError
             Invalid ``X``.
-        UsageError
+        ParameterError
             ``n_components`` outside ``1..N``.
         """
         from sklearn.decomposition import FactorAnalysis

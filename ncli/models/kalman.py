@@ -83,6 +83,7 @@ class KalmanDecoder(Estimator):
     target_mean_ : (D,) float64
     """
 
+    model_id = "ncli/kalman@1"
     _learned = ("A_", "W_", "H_", "Q_", "P0_", "state_mean_", "obs_mean_", "active_", "target_mean_")
 
     def __init__(self, derivative: bool = True, steady_state: bool = True, reg: float = 1e-3):

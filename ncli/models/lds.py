@@ -546,6 +546,7 @@ class LinearDynamicalSystem(Estimator):
     Systems; CANDY (NeurIPS 2025) for one LDS shared across sessions.
     """
 
+    model_id = "ncli/lds@1"
     _learned = ("A_", "C_", "d_", "Q_", "R_", "x0_", "P0_", "loglik_", "eigenvalues_")
     _learned_scalars = ("n_iter_", "converged_")
 

@@ -1,9 +1,9 @@
 """Neural baselines for ``ncli decode``: a GRU on binned counts and POYO (a transformer over a context window).
 
 Both share the training loop, vocabularies and saving of
-:class:`ncli.models.possm.SequenceDecoder`, and the spike-token cross-attention
-of :mod:`ncli.models.possm`, so that the comparison with POSSM changes one
-thing at a time:
+:class:`ncli.models.possm.SequenceDecoder` (built on :mod:`ncli.models.nn`), and
+the spike-token cross-attention (:mod:`ncli.models.nn.attention`) with POSSM,
+so that the comparison with POSSM changes one thing at a time:
 
 - :class:`GRUDecoder`: square-root binned counts -> (unit-embedding) linear map
   -> GRU -> linear readout of the state at each bin (Glaser et al. 2020,
@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ncli.core.errors import UsageError
-from ncli.models.possm import SequenceDecoder, SpikeSession, _torch, chunk_spikes, gather_chunks, modules
+from ncli.models.possm import SequenceDecoder, SpikeSession, _torch, chunk_spikes, gather_chunks
 
 
 class GRUDecoder(SequenceDecoder):
@@ -177,9 +177,10 @@ class POYODecoder(SequenceDecoder):
         return {"encoder.unit_emb.weight", "session_emb.weight"}
 
     def _new_net(self):
+        from ncli.models.nn.attention import SpikeCrossAttention
+
         torch = _torch()
         nn = torch.nn
-        M = modules()
         model = self
         span = model.context_bins_ * model.bin_size_
 
@@ -187,8 +188,8 @@ class POYODecoder(SequenceDecoder):
             def __init__(self):
                 super().__init__()
                 times = -span + (np.arange(model.n_latents) + 1) * span / model.n_latents
-                self.encoder = M["SpikeCrossAttention"](len(model.unit_vocab_), model.dim, model.n_latents,
-                                                        model.heads, times, null_bias=3.0)
+                self.encoder = SpikeCrossAttention(len(model.unit_vocab_), model.dim, model.n_latents, model.heads,
+                                                   times, null_bias=3.0)
                 self.session_emb = nn.Embedding(len(model.session_vocab_), model.dim)
                 nn.init.normal_(self.session_emb.weight, std=0.1)
                 self.blocks = nn.ModuleList([

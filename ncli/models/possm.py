@@ -31,13 +31,16 @@ Data come in :class:`SpikeSession` records (no file access here); the command
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ncli.core.errors import DataError, UsageError
-from ncli.models.base import Estimator, check_fitted, read_arrays, torch_device, warmup_cosine, write_arrays
+from ncli.models.base import Estimator, check_fitted
+from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch, select_device, warmup_cosine
+from ncli.models.nn.vocab import grow_state, new_keys, train_rows_only
+from ncli.models.nn.weights import (arrays_to_state, load_strings, load_weights, save_strings, save_weights,
+                                    state_to_arrays)
 
 
 # ----------------------------------------------------------------------------- data
@@ -167,219 +170,17 @@ def gather_chunks(cs: ChunkedSpikes, chunks: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _torch():
+    """The ``torch`` module, imported on first use (importing this module does not import torch)."""
     import torch
 
     return torch
 
 
-def _build_modules():
-    """Define the torch modules (deferred so importing this module does not import torch)."""
-    torch = _torch()
-    nn = torch.nn
-
-    class Rotary(nn.Module):
-        """Rotary time embedding: rotates feature pairs by ``2π t / period`` (RoFormer §3.4, POYO §2.2)."""
-
-        def __init__(self, dim: int, t_min: float = 1e-3, t_max: float = 4.0):
-            super().__init__()
-            periods = torch.exp(torch.linspace(math.log(t_min), math.log(t_max), dim // 2))
-            self.register_buffer("omega", 2 * math.pi / periods, persistent=False)
-
-        def forward(self, x, t):
-            """x (..., dim) rotated by times t (...) in seconds."""
-            ang = t.unsqueeze(-1) * self.omega
-            cos, sin = torch.cos(ang), torch.sin(ang)
-            x1, x2 = x[..., 0::2], x[..., 1::2]
-            out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-            return out.flatten(-2)
-
-    class SpikeCrossAttention(nn.Module):
-        """Learned latent queries (with times) attending to spike tokens of many segments at once.
-
-        Segments (chunks or context windows) are given as a flat token list with
-        a segment index, so no padding enters the computation and each segment's
-        result depends on its own tokens only. Softmax over the tokens of a
-        segment plus a learned null token (always present).
-        """
-
-        def __init__(self, n_units: int, dim: int, n_latents: int, heads: int, latent_times,
-                     null_bias: float = 0.0, sum_pool: bool = False):
-            super().__init__()
-            self.null_bias = nn.Parameter(torch.full((n_latents, heads), float(null_bias)))
-            self.sum_pool = nn.Linear(dim, dim) if sum_pool else None
-            self.dim, self.heads, self.n_latents = dim, heads, n_latents
-            self.unit_emb = nn.Embedding(max(n_units, 1), dim)
-            nn.init.normal_(self.unit_emb.weight, std=1.0)
-            self.latents = nn.Parameter(torch.randn(n_latents, dim) * 0.5)
-            self.register_buffer("latent_times", torch.as_tensor(latent_times, dtype=torch.float32))
-            self.norm_tok = nn.LayerNorm(dim)
-            self.norm_lat = nn.LayerNorm(dim)
-            self.q = nn.Linear(dim, dim, bias=False)
-            self.kv = nn.Linear(dim, 2 * dim, bias=False)
-            self.null_kv = nn.Parameter(torch.randn(2, dim) * 0.1)
-            self.out = nn.Linear(dim, dim)
-            self.rope = Rotary(dim // heads)
-            self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-        def forward(self, token, offset, segment, n_segments: int):
-            """Returns (n_segments, n_latents, dim)."""
-            H, dh, Lq = self.heads, self.dim // self.heads, self.n_latents
-            kv_unit = self.kv(self.norm_tok(self.unit_emb.weight))  # (V, 2·dim), per unit, not per spike
-            kv = kv_unit[token]
-            k = self.rope(kv[:, : self.dim].reshape(-1, H, dh), offset.unsqueeze(-1).expand(-1, H))
-            v = kv[:, self.dim:].reshape(-1, H, dh)
-            q = self.q(self.norm_lat(self.latents)).reshape(Lq, H, dh)
-            q = self.rope(q, self.latent_times.unsqueeze(-1).expand(-1, H)) / math.sqrt(dh)
-            s = torch.einsum("shd,lhd->slh", k, q)  # (S, Lq, H)
-            k0, v0 = self.null_kv[0].reshape(H, dh), self.null_kv[1].reshape(H, dh)
-            s0 = torch.einsum("hd,lhd->lh", k0, q) + self.null_bias  # (Lq, H)
-            with torch.no_grad():
-                m = s0.expand(n_segments, Lq, H).contiguous()
-                if s.shape[0]:
-                    m = m.scatter_reduce(0, segment.view(-1, 1, 1).expand_as(s), s, "amax", include_self=True)
-            e = torch.exp(s - m[segment])
-            e0 = torch.exp(s0.unsqueeze(0) - m)  # (n_seg, Lq, H)
-            den = e0.index_add(0, segment, e)
-            num = (e0.unsqueeze(-1) * v0).index_add(0, segment, e.unsqueeze(-1) * v.unsqueeze(1))
-            att = (num / den.unsqueeze(-1)).reshape(n_segments, Lq, self.dim)
-            z = self.latents + self.out(att)
-            if self.sum_pool is not None:  # count pathway: the (scaled) sum of the chunk's token values
-                pooled = torch.zeros(n_segments, self.dim, dtype=v.dtype, device=v.device).index_add(
-                    0, segment, v.reshape(-1, self.dim))
-                z = z + self.sum_pool(pooled / 8.0).unsqueeze(1)
-            return z + self.mlp(z)
-
-    class S4DLayer(nn.Module):
-        """Diagonal state-space layer (S4D-Lin), residual + GELU + LayerNorm.
-
-        ``x_k = Ā x_{k-1} + B̄ u_k``, ``y_k = 2 Re(C x_k) + D u_k``, with
-        ``Ā = exp(Δ A)``, ``B̄ = (Ā - 1)/A · B`` (zero-order hold), ``A_n = -1/2 + iπn``.
-        Training windows use the convolution kernel (FFT); prediction and
-        streaming use the recurrence (exactly causal).
-        """
-
-        def __init__(self, dim: int, state: int = 32, dt_min: float = 0.01, dt_max: float = 0.5):
-            super().__init__()
-            n = state // 2
-            self.log_dt = nn.Parameter(torch.rand(dim) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-            self.log_a_re = nn.Parameter(torch.log(0.5 * torch.ones(dim, n)))
-            self.a_im = nn.Parameter(math.pi * torch.arange(n).float().repeat(dim, 1))
-            self.c = nn.Parameter(torch.randn(dim, n, 2) * math.sqrt(0.5))
-            self.d = nn.Parameter(torch.ones(dim))
-            self.mix = nn.Linear(dim, dim)
-            self.norm = nn.LayerNorm(dim)
-
-        def _disc(self):
-            a = torch.complex(-torch.exp(self.log_a_re), self.a_im)
-            dt = torch.exp(self.log_dt).unsqueeze(-1)
-            log_abar = a * dt
-            abar = torch.exp(log_abar)
-            cb = torch.view_as_complex(self.c) * (abar - 1) / a  # C·B̄ with B = 1
-            return abar, cb, log_abar
-
-        def _post(self, u, y):
-            return self.norm(u + self.mix(torch.nn.functional.gelu(y)))
-
-        def forward(self, u, conv: bool = True):
-            """u (B, L, dim) from a zero state -> (B, L, dim)."""
-            B, L, Hd = u.shape
-            abar, cb, log_abar = self._disc()
-            if conv:
-                pw = torch.exp(log_abar.unsqueeze(-1) * torch.arange(L, device=u.device))  # (H, n, L)
-                kern = 2 * torch.einsum("hn,hnl->hl", cb, pw).real
-                n_fft = 2 * L
-                y = torch.fft.irfft(torch.fft.rfft(u.transpose(1, 2), n_fft) * torch.fft.rfft(kern, n_fft), n_fft)
-                y = y[..., :L].transpose(1, 2)
-            else:
-                x = torch.zeros(B, Hd, abar.shape[1], dtype=abar.dtype, device=u.device)
-                ys = []
-                for t in range(L):
-                    x = abar * x + u[:, t].unsqueeze(-1)
-                    ys.append(2 * (cb * x).real.sum(-1))
-                y = torch.stack(ys, 1)
-            return self._post(u, y + self.d * u)
-
-        def step(self, u, x):
-            """One step: u (B, dim), state x (B, dim, n) complex or None -> (y, x)."""
-            abar, cb, _ = self._disc()
-            if x is None:
-                x = torch.zeros(u.shape[0], u.shape[1], abar.shape[1], dtype=abar.dtype)
-            x = abar * x + u.unsqueeze(-1)
-            y = 2 * (cb * x).real.sum(-1)
-            return self._post(u, y + self.d * u), x
-
-    class Backbone(nn.Module):
-        """GRU or S4D stack over per-chunk inputs; ``forward`` over sequences, ``step`` online."""
-
-        def __init__(self, kind: str, d_in: int, hidden: int, layers: int):
-            super().__init__()
-            self.kind = kind
-            self.inp = nn.Linear(d_in, hidden)
-            if kind == "gru":
-                self.rnn = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True)
-            else:
-                self.ssm = nn.ModuleList([S4DLayer(hidden) for _ in range(layers)])
-
-        def forward(self, x, conv: bool = True):
-            h = self.inp(x)
-            if self.kind == "gru":
-                return self.rnn(h)[0]
-            for layer in self.ssm:
-                h = layer(h, conv=conv)
-            return h
-
-        def step(self, x, state):
-            h = self.inp(x)
-            if self.kind == "gru":
-                out, state = self.rnn(h.unsqueeze(1), state)
-                return out[:, 0], state
-            state = state or [None] * len(self.ssm)
-            new = []
-            for layer, s in zip(self.ssm, state):
-                h, s = layer.step(h, s)
-                new.append(s)
-            return h, new
-
-    class OutputAttention(nn.Module):
-        """Output query (plus session embedding) attending over the last k backbone states."""
-
-        def __init__(self, hidden: int, n_out: int, heads: int, k: int, state_times):
-            super().__init__()
-            self.heads, self.k, self.hidden = heads, k, hidden
-            self.query = nn.Parameter(torch.randn(hidden) * 0.1)
-            self.qp = nn.Linear(hidden, hidden, bias=False)
-            self.kv = nn.Linear(hidden, 2 * hidden, bias=False)
-            self.rope = Rotary(hidden // heads, t_min=1e-2, t_max=2.0)
-            self.register_buffer("state_times", torch.as_tensor(state_times, dtype=torch.float32))
-            self.norm = nn.LayerNorm(hidden)
-            self.read = nn.Linear(hidden, n_out)
-
-        def forward(self, states, valid, sess):
-            """states (M, k, hidden) newest last, valid (M, k) bool, sess (M, hidden) -> (M, n_out)."""
-            H, dh = self.heads, self.hidden // self.heads
-            kv = self.kv(states)
-            kk = self.rope(kv[..., : self.hidden].reshape(*states.shape[:2], H, dh),
-                           self.state_times.view(1, -1, 1).expand(states.shape[0], -1, H))
-            v = kv[..., self.hidden:].reshape(*states.shape[:2], H, dh)
-            q = self.qp(self.query + sess).reshape(-1, 1, H, dh) / math.sqrt(dh)
-            s = (kk * q).sum(-1).masked_fill(~valid.unsqueeze(-1), float("-inf"))
-            w = torch.softmax(s, dim=1)
-            ctx = (w.unsqueeze(-1) * v).sum(1).reshape(-1, self.hidden)
-            return self.read(self.norm(ctx + states[:, -1]))
-
-    return {"Rotary": Rotary, "SpikeCrossAttention": SpikeCrossAttention, "S4DLayer": S4DLayer,
-            "Backbone": Backbone, "OutputAttention": OutputAttention}
-
-
-_MODULES = None
-
-
 def modules() -> dict:
-    """The torch module classes (built on first use)."""
-    global _MODULES
-    if _MODULES is None:
-        _MODULES = _build_modules()
-    return _MODULES
+    """The torch block classes by name (built on first use; they live in :mod:`ncli.models.nn`)."""
+    from ncli.models.nn import modules as nn_modules
+
+    return nn_modules()
 
 
 # ----------------------------------------------------------------------------- estimator base
@@ -389,7 +190,9 @@ class SequenceDecoder(Estimator):
     """Shared training/prediction machinery of the neural decoders (POSSM, POYO, GRU).
 
     Subclasses build a torch module (``_new_net``) and define how a batch of
-    training windows and a whole session are turned into predictions. Targets
+    training windows and a whole session are turned into predictions; the
+    blocks, the training loop (:func:`ncli.models.nn.train.fit_loop`), the
+    vocabularies and the weight layout come from :mod:`ncli.models.nn`. Targets
     are z-scored with training statistics (continuous) or class indices
     (``task="classification"``).
 
@@ -441,16 +244,15 @@ class SequenceDecoder(Estimator):
 
     def net(self):
         """The torch module with the fitted weights (built lazily)."""
-        torch = _torch()
         if self._net is None:
             check_fitted(self, self._fitted)
             self._net = self._new_net()
-            self._net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in self.weights_.items()})
+            self._net.load_state_dict(arrays_to_state(self.weights_))
             self._net = self._net.double().eval()  # inference in float64: batch and streaming agree to ~1e-12
         return self._net
 
     def _store_weights(self, net):
-        self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        self.weights_ = state_to_arrays(net.state_dict())
         self._net = None
 
     def n_parameters(self) -> int:
@@ -468,9 +270,7 @@ class SequenceDecoder(Estimator):
         check_fitted(self, self._fitted)
         torch = _torch()
         units = list(self.unit_vocab_)
-        known = set(units)
-        new_units = [str(k) for s in sessions for k in s.unit_keys if str(k) not in known]
-        new_units = list(dict.fromkeys(new_units))
+        new_units = new_keys(units, (k for s in sessions for k in s.unit_keys))
         sess = list(self.session_vocab_)
         new_sess = [s.session_id for s in sessions if s.session_id not in sess]
         if not new_units and not new_sess:
@@ -480,15 +280,7 @@ class SequenceDecoder(Estimator):
         self.session_vocab_ = np.array(sess + new_sess, dtype=object)
         gen = torch.Generator().manual_seed(int(self.seed) + 17)
         net = self._new_net()
-        state = net.state_dict()
-        for k, v in old.items():
-            if state[k].shape == v.shape:
-                state[k] = v
-            else:  # an embedding table that grew: keep the old rows, draw the new ones
-                grown = torch.randn(state[k].shape, generator=gen) * float(v.std())
-                grown[: v.shape[0]] = v
-                state[k] = grown
-        net.load_state_dict(state)
+        net.load_state_dict(grow_state(old, net.state_dict(), gen))
         self._store_weights(net)
         return new_units
 
@@ -537,12 +329,11 @@ class SequenceDecoder(Estimator):
         UsageError
             Invalid hyperparameters or ``finetune`` value.
         """
-        torch = _torch()
         self._check_common()
         if finetune not in (None, "units", "full"):
             raise UsageError(f"--finetune must be units or full, got '{finetune}'", "--finetune")
-        device = torch_device(self.device)
-        torch.manual_seed(int(self.seed))
+        device = select_device(self.device)
+        seed_torch(self.seed)
         rng = self._rng(1 if finetune is None else 2)
         if finetune is None:
             Ys = [s.Y[train_bins[s.session_id]] for s in sessions]
@@ -567,21 +358,14 @@ class SequenceDecoder(Estimator):
             check_fitted(self, self._fitted)
             added = set(self.extend_vocab(sessions))
             net = self._new_net().to(device)
-            net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in self.weights_.items()})
+            net.load_state_dict(arrays_to_state(self.weights_))
             if finetune == "units":
                 # only the rows of the new units (all the session's units if none is new) and sessions train
                 keys = {str(k) for s in sessions for k in s.unit_keys}
                 rows = {"unit": [i for i, k in enumerate(self.unit_vocab_) if k in (added or keys)],
                         "session": [list(self.session_vocab_).index(s.session_id) for s in sessions]}
-                names = self._embedding_names()
-                params = []
-                for n, p in net.named_parameters():
-                    p.requires_grad_(n in names)
-                    if n in names:
-                        mask = torch.zeros(p.shape[0], 1, device=device)
-                        mask[rows["unit" if "unit" in n else "session"]] = 1.0
-                        p.register_hook(lambda g, m=mask: g * m)
-                        params.append(p)
+                params = train_rows_only(net, {n: rows["unit" if "unit" in n else "session"]
+                                               for n in self._embedding_names()}, device)
             else:
                 params = list(net.parameters())
             history = list(np.asarray(self.loss_history_).ravel())
@@ -593,25 +377,25 @@ class SequenceDecoder(Estimator):
                             hint="use fewer folds or a shorter training window")
         n_steps = int(steps if steps is not None else self.steps)
         lr = self.lr if finetune != "units" else self.lr * 3
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0 if finetune == "units" else self.weight_decay)
-        sched = warmup_cosine(opt, n_steps, floor=0.05)
+        opt = make_optimizer(params, "adamw", lr=lr, weight_decay=0.0 if finetune == "units" else self.weight_decay)
         net.train()
         p_sess = n_windows / n_windows.sum()
-        for step in range(n_steps):
+
+        def step_loss(step: int):
             which = rng.choice(len(sessions), size=self.batch_size, p=p_sess)
             batch = []
             for si in np.unique(which):
                 nb = int((which == si).sum())
                 batch.append((si, starts[si][rng.integers(0, len(starts[si]), nb)]))
-            loss = self._batch_loss(net, prepared, batch, device)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            history.append(loss.item())
+            return self._batch_loss(net, prepared, batch, device)
+
+        def progress(step: int, loss: float):
             if log is not None and (step % 50 == 0 or step == n_steps - 1):
-                log(step, history[-1])
+                log(step, loss)
+
+        done = fit_loop(step_loss, opt, n_steps, schedule=warmup_cosine(opt, n_steps, floor=0.05), clip_norm=1.0,
+                        clip_params=params, progress=progress)
+        history.extend(done.losses)
         for p in net.parameters():
             p.requires_grad_(True)
         self.loss_history_ = np.asarray(history, dtype=np.float32)
@@ -641,17 +425,12 @@ class SequenceDecoder(Estimator):
         NotFittedError
             Not fitted.
         """
-        from ncli.formats.store import as_str_array
-
         check_fitted(self, self._fitted)
         n_par = int(sum(np.asarray(v).size for k, v in self.weights_.items()))
         super().to_group(group, metrics=metrics, extra={**(extra or {}), "n_parameters": n_par})
-        write_arrays(group, "weights", {k.replace(".", "__"): v for k, v in self.weights_.items()})
-        for name, values in (("unit_vocab", self.unit_vocab_), ("session_vocab", self.session_vocab_)):
-            arr = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(1, len(values)),),
-                                     overwrite=True)
-            if len(values):
-                arr[...] = as_str_array(list(values))
+        save_weights(group, self.weights_)
+        save_strings(group, "unit_vocab", self.unit_vocab_)
+        save_strings(group, "session_vocab", self.session_vocab_)
 
     @classmethod
     def from_group(cls, group) -> "SequenceDecoder":
@@ -665,9 +444,9 @@ class SequenceDecoder(Estimator):
         model = super().from_group(group)
         if "weights" not in group or "unit_vocab" not in group:
             raise DataError(f"saved {cls.__name__} misses its weights")
-        model.weights_ = {k.replace("__", "."): v for k, v in read_arrays(group["weights"]).items()}
-        model.unit_vocab_ = np.array([str(x) for x in group["unit_vocab"][...]], dtype=object)
-        model.session_vocab_ = np.array([str(x) for x in group["session_vocab"][...]], dtype=object)
+        model.weights_ = load_weights(group)
+        model.unit_vocab_ = load_strings(group, "unit_vocab")
+        model.session_vocab_ = load_strings(group, "session_vocab")
         model._net = None
         try:
             model.net()
@@ -773,26 +552,26 @@ class POSSMDecoder(SequenceDecoder):
         return {"encoder.unit_emb.weight", "session_emb.weight"}
 
     def _new_net(self):
-        torch = _torch()
-        M = modules()
-        nn = torch.nn
+        from ncli.models.nn.attention import OutputAttention, SpikeCrossAttention
+        from ncli.models.nn.s4d import Backbone
+
+        nn = _torch().nn
         model = self
 
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.encoder = M["SpikeCrossAttention"](len(model.unit_vocab_), model.dim, model.n_latents,
-                                                        model.heads, np.zeros(model.n_latents),
-                                                        null_bias=model.null_bias, sum_pool=model.sum_pool)
+                self.encoder = SpikeCrossAttention(len(model.unit_vocab_), model.dim, model.n_latents, model.heads,
+                                                   np.zeros(model.n_latents), null_bias=model.null_bias,
+                                                   sum_pool=model.sum_pool)
                 self.session_emb = nn.Embedding(len(model.session_vocab_), model.hidden)
                 nn.init.normal_(self.session_emb.weight, std=0.1)
                 self.sess_in = nn.Linear(model.hidden, model.dim, bias=False)
-                self.backbone = M["Backbone"](model.backbone, model.n_latents * model.dim, model.hidden,
-                                              model.layers)
+                self.backbone = Backbone(model.backbone, model.n_latents * model.dim, model.hidden, model.layers)
                 # state j-i ends i chunks before the output bin's end; the output time is the bin centre
                 bin_len = model.chunk * model.bin_ratio_
                 times = [-(model.k_states - 1 - i) * model.chunk + bin_len / 2 for i in range(model.k_states)]
-                self.head = M["OutputAttention"](model.hidden, model.n_out_, model.heads, model.k_states, times)
+                self.head = OutputAttention(model.hidden, model.n_out_, model.heads, model.k_states, times)
 
             def encode(self, token, offset, segment, n_seg, sess):
                 """Chunk latents -> backbone inputs (n_seg, n_latents·dim); sess (n_seg,) session index."""

@@ -64,6 +64,7 @@ class RidgeDecoder(Estimator):
     so ``alpha = 0`` gives the minimum-norm least-squares solution.
     """
 
+    model_id = "ncli/ridge@1"
     _learned = ("coef_", "intercept_", "feature_mean_", "feature_scale_", "gcv_score_")
     _learned_scalars = ("alpha_",)
 

@@ -78,6 +78,7 @@ class ConceptChunkSimulator(Estimator):
         Baseline rates (Hz).
     """
 
+    model_id = "ncli/sim-chunks-concepts@1"
     _learned = ("members_", "templates_", "baseline_")
 
     def __init__(self, n_units: int = 200, n_concepts: int = 5, subset_size: int = 30, n_bins: int = 6000,
@@ -200,6 +201,7 @@ class SequenceChunkSimulator(Estimator):
         The planted chunk as state indices, in order.
     """
 
+    model_id = "ncli/sim-chunks-sequence@1"
     _learned = ("patterns_", "chunk_")
 
     def __init__(self, n_units: int = 40, n_states: int = 8, chunk_length: int = 4, n_repeats: int = 300,

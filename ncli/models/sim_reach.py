@@ -82,6 +82,7 @@ class ReachSimulator(Estimator):
         Which units each session records.
     """
 
+    model_id = "ncli/sim-reach@1"
     _learned = ("preferred_", "depth_", "log_rate_", "session_units_")
 
     def __init__(self, n_units: int = 100, n_sessions: int = 2, drop_fraction: float = 0.3,

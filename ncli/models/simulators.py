@@ -113,6 +113,7 @@ class PoissonLDS(Estimator):
         ``G`` (cm/s per latent unit).
     """
 
+    model_id = "ncli/sim-lds@1"
     _learned = ("A_", "Q_", "eigenvalues_", "C_", "b_", "readout_")
 
     def __init__(self, n_units: int = 60, latent_dim: int = 4, bin_size: float = 0.02,
@@ -301,6 +302,7 @@ class CandySimulator(Estimator):
     n_units_ : (n_sessions,) int64
     """
 
+    model_id = "ncli/sim-candy@1"
     _learned = ("A_", "Q_", "eigenvalues_", "readout_", "n_units_")
 
     def __init__(self, n_sessions: int = 4, n_bins: int = 3000, bin_size: float = 0.05,
@@ -470,6 +472,7 @@ class NuclrSimulator(Estimator):
     regions by their inputs).
     """
 
+    model_id = "ncli/sim-nuclr@1"
     _learned = ("n_units_", "history_", "base_rate_", "gain_", "coupling_")
     DT = 0.005
     N_TYPES = 4
