@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from ncli.core.features import smooth, sqrt_counts  # noqa: E402
 from ncli.models.candy import CANDY, pca_baseline_r2, unified_decoder_r2  # noqa: E402
-from ncli.models.simulators import CandySimulator  # noqa: E402
+from ncli.simulators import CandySimulator  # noqa: E402
 
 CEBRA_PYTHON = os.environ.get("CEBRA_PYTHON", "/tmp/cebra-venv/bin/python")
 CEBRA_ITERATIONS = int(os.environ.get("CEBRA_ITERATIONS", "2000"))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from ncli.core.unit_features import unit_features  # noqa: E402
 from ncli.models.nuclr import NuCLR, probe_units, rankme, retrieval_top1  # noqa: E402
-from ncli.models.simulators import NuclrSimulator  # noqa: E402
+from ncli.simulators import NuclrSimulator  # noqa: E402
 
 
 def counts(sess: dict, bin_size: float = 0.02) -> np.ndarray:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 def session(duration: float):
     """A simulated 171-unit session as a SpikeSession."""
     from ncli.models.possm import SpikeSession
-    from ncli.models.sim_reach import ReachSimulator
+    from ncli.simulators import ReachSimulator
 
     ss = ReachSimulator(n_units=171, n_sessions=1, seed=0, rate_range=(5.0, 40.0)).init_params().sample(duration)[0]
     st = np.concatenate(ss.spike_times)

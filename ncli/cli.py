@@ -33,19 +33,20 @@ def _root(
 
 def _register() -> None:
     from ncli.commands import align, convert, decode, embed, export, fit_lds, info, simulate
+    from ncli.commands._methods import register_command
 
     app.command("convert")(convert.convert)
     app.command("info")(info.info)
     app.command("export")(export.export)
-    app.command("embed")(embed.embed)
-    app.command("decode")(decode.decode)
-    app.command("align")(align.align)
-    app.command("fit-lds")(fit_lds.fit_lds)
+    register_command(app, "embed", embed.embed)
+    register_command(app, "decode", decode.decode)
+    register_command(app, "align", align.align)
+    register_command(app, "fit-lds", fit_lds.fit_lds)
     from ncli.commands import plot as plot_command, spectrum as spectrum_command
     app.command("spectrum")(spectrum_command.spectrum)
     app.command("plot")(plot_command.plot)
     from ncli.commands import chunk as chunk_command
-    app.command("chunk")(chunk_command.chunk)
+    register_command(app, "chunk", chunk_command.chunk)
     app.add_typer(simulate.app, name="simulate")
 
 

@@ -179,7 +179,7 @@ def test_real_monkey_sessions_beat_the_pca_baseline(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("how", ["shuffle-behavior", "shuffle-time"])
 def test_control_labels_keep_values_and_untouched_rows(how):
-    from ncli.commands.align import shuffle_labels
+    from ncli.methods.align._base import shuffle_labels
 
     Y = np.arange(40, dtype=float).reshape(20, 2)
     rows = np.arange(20) < 16

@@ -12,7 +12,7 @@ from ncli.formats.store import Store
 from ncli.models.base import Estimator
 from ncli.models.chunking import (DiscreteSequenceChunking, PopulationAveraging, UnsupervisedChunkDiscovery,
                                   _merge, detection_metrics, occurrences)
-from ncli.models.sim_chunks import ConceptChunkSimulator, SequenceChunkSimulator
+from ncli.simulators import ConceptChunkSimulator, SequenceChunkSimulator
 
 runner = CliRunner()
 
@@ -86,7 +86,7 @@ def test_models_refuse_bad_input():
         UnsupervisedChunkDiscovery(n_chunks=2).fit(np.full((20, 3), np.nan))
     with pytest.raises(DataError, match="labels have shape"):
         PopulationAveraging().fit(np.zeros((10, 3)), np.zeros(9, int))
-    with pytest.raises(UsageError, match="--n-levels must be at least 2"):
+    with pytest.raises(UsageError, match="n_levels must be at least 2"):
         DiscreteSequenceChunking(n_levels=1).fit(np.zeros((10, 3)))
     with pytest.raises(DataError, match="no population state recurs"):
         DiscreteSequenceChunking().fit(np.random.default_rng(0).normal(size=(30, 40)))
@@ -209,7 +209,7 @@ def test_dsc_finds_the_planted_chunk_and_parses_to_the_true_length(sequence, tmp
     ([], 2, "missing --method"),
     (["--method", "kmeans"], 2, "invalid value 'kmeans' for --method"),
     (["--method", "pa"], 2, "--method pa needs --labels"),
-    (["--method", "ucd", "--labels", "chunks/truth"], 2, "--labels is only used by --method pa"),
+    (["--method", "ucd", "--labels", "chunks/truth"], 2, "--labels applies to --method pa only"),
     (["--method", "pa", "--labels", "nowhere"], 2, "invalid --labels 'nowhere'"),
     (["--method", "pa", "--labels", "intervals/concepts/colour"], 2, "no column 'colour' in intervals/concepts"),
     (["--method", "pa", "--labels", "chunks/none"], 2, "no per-bin labels at"),

@@ -15,7 +15,7 @@ from ncli.cli import app
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 from ncli.formats.store import Store, StoreWriter
 from ncli.models.base import Estimator
-from ncli.models.simulators import PoissonLDS
+from ncli.simulators import PoissonLDS
 
 runner = CliRunner()
 NCLI = str(Path(sys.executable).with_name("ncli"))

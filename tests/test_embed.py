@@ -13,7 +13,7 @@ from ncli.cli import app
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 from ncli.formats.store import Store, StoreWriter
 from ncli.models.base import Estimator
-from ncli.models.simulators import PoissonLDS
+from ncli.simulators import PoissonLDS
 
 runner = CliRunner()
 
@@ -55,7 +55,7 @@ def test_embed_writes_latents_and_model_as_a_layer(tmp_path, monkeypatch, method
     assert (~valid).sum() == 40 and np.isnan(Z[~valid]).all() and np.isfinite(Z[valid]).all()
     g = st.root[f"models/{method}/s0"]
     attrs = dict(g.attrs)
-    assert attrs["class"].endswith("PCAEmbedding" if method == "pca" else "FAEmbedding")
+    assert attrs["class"] == ("ncli/pca@1" if method == "pca" else "ncli/fa@1")
     assert attrs["config"] == {"n_components": 3, "seed": 0} and "version" in attrs
     assert attrs["metrics"]["n_bins_fitted"] == int(valid.sum())
     assert g["components_"].shape == (3, 40) and g["mean_"].shape == (40,)

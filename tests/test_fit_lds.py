@@ -200,10 +200,10 @@ def test_forecast_uses_only_the_past(lds_data):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"method": "gibbs"}, "invalid value 'gibbs' for --method"),
-    ({"obs_noise": "banded"}, "invalid value 'banded' for --obs-noise"),
-    ({"n_states": 0}, "--dim must be a positive integer, got 0"),
-    ({"tol": 0}, "--tol must be > 0, got 0"),
+    ({"method": "gibbs"}, "invalid value 'gibbs' for method"),
+    ({"obs_noise": "banded"}, "invalid value 'banded' for obs_noise"),
+    ({"n_states": 0}, "n_states must be a positive integer, got 0"),  # the command shows --dim
+    ({"tol": 0}, "tol must be > 0, got 0"),
 ])
 def test_bad_hyperparameters(kwargs, message):
     with pytest.raises(Exception, match=message):
@@ -243,7 +243,7 @@ def test_cli_pipeline_simulate_embed_fit_lds(sim_store, tmp_path):
     assert la["test_start_bin"] == 4800 and la["model"] == "models/lds" and la["source"] == "latents/pca"
     g = st.root["models/lds"]
     attrs = dict(g.attrs)
-    assert attrs["class"] == "ncli.models.lds.LinearDynamicalSystem" and "version" in attrs
+    assert attrs["class"] == "ncli/lds@1" and "version" in attrs
     assert attrs["config"]["n_states"] == 4 and attrs["config"]["method"] == "em"
     for name, shape in {"A_": (4, 4), "C_": (4, 4), "Q_": (4, 4), "R_": (4, 4), "d_": (4,), "x0_": (4,),
                         "P0_": (4, 4), "eigenvalues_": (4, 2), "time_constants_s": (4,), "rotation_hz": (4,),

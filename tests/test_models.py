@@ -7,7 +7,7 @@ import pytest
 import zarr
 from scipy.linalg import subspace_angles
 
-from ncli.core.errors import DataError, NotFittedError, UsageError
+from ncli.core.errors import DataError, NotFittedError, ParameterError, UsageError
 from ncli.core.features import angles_to_xy, lag_features, smooth, sqrt_counts, xy_to_angles
 from ncli.core.metrics import circular_error_deg, decoding_metrics, pearson_r, r2_score
 from ncli.core.splits import blocked_folds, contiguous_segments, cross_val_predict, session_split
@@ -15,7 +15,7 @@ from ncli.models.base import Estimator, check_array
 from ncli.models.factor import FAEmbedding, PCAEmbedding
 from ncli.models.kalman import KalmanDecoder
 from ncli.models.ridge import RidgeDecoder
-from ncli.models.simulators import PoissonLDS
+from ncli.simulators import PoissonLDS
 
 
 def memory_group() -> zarr.Group:
@@ -271,7 +271,8 @@ def test_models_round_trip_through_a_zarr_group_without_pickle(make):
     model = make(z, x)
     g = memory_group()
     model.to_group(g, metrics={"r2_mean": 0.5})
-    assert g.attrs["class"].startswith("ncli.models.") and g.attrs["metrics"] == {"r2_mean": 0.5}
+    assert g.attrs["class"] == type(model).model_id and g.attrs["class"].startswith("ncli/")
+    assert g.attrs["metrics"] == {"r2_mean": 0.5}
     assert set(model._learned) <= set(g.array_keys())
     back = Estimator.from_group(g)
     assert type(back) is type(model) and back.get_config() == model.get_config()
@@ -305,16 +306,20 @@ def test_simulator_has_the_promised_dynamics_and_exact_spike_bins():
     assert np.array_equal(again.behavior["velocity"]["data"], sess.behavior["velocity"]["data"])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_units": 1}, "--units must be at least 2, got 1"),
-    ({"latent_dim": 0}, "--latent-dim must be at least 1, got 0"),
-    ({"n_units": 3, "latent_dim": 4}, "--latent-dim 4 exceeds --units 3"),
-    ({"bin_size": 0.0}, "--bin-size must be > 0 s, got 0.0"),
+@pytest.mark.parametrize("kwargs, message, flagged", [
+    ({"n_units": 1}, "n_units must be at least 2, got 1", "--units must be at least 2, got 1"),
+    ({"latent_dim": 0}, "latent_dim must be at least 1, got 0", "--latent-dim must be at least 1, got 0"),
+    ({"n_units": 3, "latent_dim": 4}, "latent_dim 4 exceeds n_units 3", "--latent-dim 4 exceeds --units 3"),
+    ({"bin_size": 0.0}, "bin_size must be > 0 s, got 0.0", "--bin-size must be > 0 s, got 0.0"),
 ])
-def test_simulator_rejects_bad_settings(kwargs, message):
-    with pytest.raises(UsageError) as err:
+def test_simulator_rejects_bad_settings(kwargs, message, flagged):
+    """Models name parameters; the command layer shows them as its flags (n_units is --units)."""
+    from ncli.commands.simulate import FLAGS
+
+    with pytest.raises(ParameterError) as err:
         PoissonLDS(**kwargs).init_params()
-    assert err.value.what == message
+    assert isinstance(err.value, UsageError) and err.value.what == message
+    assert err.value.render(lambda n: FLAGS.get(n, "--" + n.replace("_", "-"))).what == flagged
 
 
 @pytest.mark.parametrize("cls", [PCAEmbedding, FAEmbedding])
@@ -348,5 +353,5 @@ def test_decoders_recover_simulated_velocity(make, threshold):
 
 
 def test_dim_larger_than_units_is_a_usage_error():
-    with pytest.raises(UsageError, match=r"--dim 5 is larger than the number of units \(3\)"):
+    with pytest.raises(UsageError, match=r"n_components 5 is larger than the number of units \(3\)"):
         PCAEmbedding(5).fit(np.random.default_rng(0).standard_normal((20, 3)))

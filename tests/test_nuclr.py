@@ -10,7 +10,7 @@ from ncli.cli import app
 from ncli.core.unit_features import count_features, spike_features, unit_features
 from ncli.formats.store import Store
 from ncli.models.nuclr import NuCLR, dcl_loss, probe_units, rankme, retrieval_top1
-from ncli.models.simulators import NuclrSimulator
+from ncli.simulators import NuclrSimulator
 
 runner = CliRunner()
 
@@ -83,8 +83,8 @@ def test_dcl_loss_prefers_matching_views():
 
 
 @pytest.mark.parametrize("kwargs, counts, match", [
-    ({"steps": 0}, [np.zeros((600, 3))], "--steps must be at least 1"),
-    ({"temperature": 0}, [np.zeros((600, 3))], "--temperature must be > 0"),
+    ({"steps": 0}, [np.zeros((600, 3))], "steps must be at least 1"),
+    ({"temperature": 0}, [np.zeros((600, 3))], "temperature must be > 0"),
     ({"d_model": 30}, [np.zeros((600, 3))], "must be a multiple of the number of heads"),
     ({}, [np.zeros((100, 3))], "has no window of 500 valid bins"),
     ({}, [], "at least one session"),
@@ -222,7 +222,7 @@ def test_cli_simulate_embed_decode_and_zero_shot(tmp_path, monkeypatch):
     (["embed", "{store}", "--method", "nuclr", "--dim", "6"], 2, "--dim (6) must be a multiple of the number"),
     (["embed", "{store}", "--method", "features", "--batch-size", "4"], 2, "--batch-size applies to --method nuclr"),
     (["embed", "{store}", "--method", "pca", "--batch-size", "4"], 2, "--batch-size applies to --method nuclr"),
-    (["embed", "{store}", "--method", "features", "--dim", "4"], 2, "--dim does not apply to --method features"),
+    (["embed", "{store}", "--method", "features", "--dim", "4"], 2, "--dim applies to --method pca, fa, nuclr only"),
     (["embed", "{store}", "--method", "nuclr", "--train-with", ""], 2, "--train-with needs a store location"),
     (["embed", "{store}", "--method", "nuclr", "--train-with", "-"], 2, "--train-with needs a store location"),
     (["embed", "{store}", "--method", "nuclr", "--model", "{store}", "--batch-size", "4"], 2,

@@ -22,7 +22,7 @@ from ncli.core.metrics import decoding_metrics
 from ncli.formats.store import Store
 from ncli.models.neural_decoders import GRUDecoder, POYODecoder
 from ncli.models.possm import POSSMDecoder, SpikeSession, chunk_spikes, gather_chunks
-from ncli.models.sim_reach import ReachSimulator
+from ncli.simulators import ReachSimulator
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()
@@ -240,7 +240,7 @@ def test_possm_decodes_simulated_velocity_as_well_as_ridge(decoded):
 
 
 def test_poyo_baseline_decodes_held_out_velocity(reach1):
-    from ncli.commands._decode_neural import spike_session
+    from ncli.methods.decode._neural import spike_session
 
     st = Store.open(reach1)
     Y = st.read("sessions/reach0/binned/behavior/velocity")
@@ -252,7 +252,7 @@ def test_poyo_baseline_decodes_held_out_velocity(reach1):
 
 
 def test_possm_model_is_saved_and_reloads_to_the_same_predictions(decoded, reach1):
-    from ncli.commands._decode_neural import spike_session
+    from ncli.methods.decode._neural import spike_session
 
     st = Store.open(decoded["possm"][0])
     model = POSSMDecoder.from_group(st.root["models/possm_velocity/reach0"])
@@ -308,7 +308,7 @@ def test_finetuning_unit_embeddings_on_the_second_session(tmp_path):
 
 
 def test_stream_replay_writes_ndjson_equal_to_the_batch_pass(decoded, reach1):
-    from ncli.commands._decode_neural import spike_session
+    from ncli.methods.decode._neural import spike_session
 
     store = decoded["possm"][0]
     res = run(["decode", store, "--method", "possm", "--target", "velocity", "--stream"])
@@ -364,9 +364,9 @@ def test_stream_replay_writes_ndjson_equal_to_the_batch_pass(decoded, reach1):
     (["--method", "possm", "--finetune", "all"], 2, "invalid value 'all' for --finetune"),
     (["--method", "possm", "--finetune", "units"], 2, "--finetune needs --train-sessions and --test-sessions"),
     (["--method", "possm", "--steps", "0"], 2, "--steps must be > 0"),
-    (["--method", "gru", "--latents", "truth"], 2, "--latents applies to ridge and kalman"),
-    (["--method", "ridge", "--stream"], 2, "--stream and --finetune apply to --method gru, poyo or possm"),
-    (["--method", "poyo", "--stream"], 2, "--stream works with --method possm only"),
+    (["--method", "gru", "--latents", "truth"], 2, "--latents applies to --method ridge, kalman only"),
+    (["--method", "ridge", "--stream"], 2, "--stream applies to --method possm only"),
+    (["--method", "poyo", "--stream"], 2, "--stream applies to --method possm only"),
     (["--method", "possm", "--stream"], 2, "no fitted model models/possm_velocity/reach0"),
     (["--method", "possm", "--spikes", "-"], 2, "--spikes applies to --stream only"),
 ])
@@ -431,8 +431,8 @@ def test_session_split_without_finetune_and_stream_only_options_are_usage_errors
     for args, message in (
         (["--method", "possm", "--train-sessions", "reach0", "--test-sessions", "reach1"],
          "has no embedding for sessions it was not trained on"),
-        (["--method", "ridge", "--session", "reach0"], "--session applies to --stream only"),
-        (["--method", "ridge", "--realtime"], "--realtime applies to --stream only"),
+        (["--method", "ridge", "--session", "reach0"], "--session applies to --method possm only"),
+        (["--method", "ridge", "--realtime"], "--realtime applies to --method possm only"),
         (["--method", "possm", "--n-latents", "0"], "--n-latents must be"),
     ):
         res = runner.invoke(app, ["decode", store, "--target", "velocity", *args])

@@ -48,7 +48,7 @@ def test_lds_store_holds_session_ground_truth_and_is_valid(tmp_path, monkeypatch
     truth = Estimator.from_group(st.root["models/truth"])
     assert truth.A_.shape == (3, 3) and truth.C_.shape == (1, 12, 3) and truth.readout_.shape == (2, 3)
     assert np.all(np.abs(np.linalg.eigvals(truth.A_)) < 1)
-    assert st.attrs("models/truth")["class"] == "ncli.models.simulators.PoissonLDS"
+    assert st.attrs("models/truth")["class"] == "ncli/sim-lds@1"
     assert st.attrs("models/truth")["config"]["seed"] == 0
 
 

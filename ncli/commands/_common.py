@@ -206,6 +206,59 @@ def open_input(argument: str | None, *, check: bool = True) -> Store:
     return store
 
 
+def open_inputs(locations: list[str] | None, *, option: str, input: Store | None = None,
+                why: str = "they would be read twice", check: bool = True) -> list[Store]:
+    """Open the further stores named by a repeatable option (``embed --train-with STORE ...``).
+
+    Each location is opened like the input (:func:`open_input`, with its
+    parents). Stdin is the input store's, so an empty location or ``-`` is
+    refused; so is a store that shares a layer with ``input`` or with another
+    store of the list (its sessions would count twice), and a store without
+    sessions.
+
+    Parameters
+    ----------
+    locations : list of str or None
+        The option's values, in order (None: none given).
+    option : str
+        The option's flag, for the messages (``--train-with``).
+    input : Store, optional
+        The command's input store, whose layers the others must not share.
+    why : str
+        What sharing a layer would do, for the message.
+    check : bool
+        Validate each store against schema 1 (as :func:`open_input`).
+
+    Returns
+    -------
+    list of Store
+        In the order given.
+
+    Raises
+    ------
+    UsageError
+        An empty or ``-`` location, or a store that shares a layer with the input or another one.
+    StoreError
+        A store or a parent is missing or damaged.
+    DataError
+        A store has no sessions.
+    """
+    locations = list(locations or [])
+    if any(not str(loc).strip() or str(loc).strip() == "-" for loc in locations):
+        raise UsageError(f"{option} needs a store location (stdin is the input store's)", option)
+    stores = [open_input(loc, check=check) for loc in locations]
+    seen = {layer.meta.get("id", layer.location) for layer in input.layers} if input is not None else set()
+    for other in stores:
+        ids = {layer.meta.get("id", layer.location) for layer in other.layers}
+        if ids & seen:
+            raise UsageError(f"{option} names a store that shares its sessions with the input or with another "
+                             f"{option} store; {why}", other.location)
+        seen |= ids
+        if not other.sessions():
+            raise DataError("store has no sessions", other.location)
+    return stores
+
+
 def finite(value: float | None, option: str, *, minimum: float | None = None, positive: bool = False,
            maximum: float | None = None) -> float | None:
     """Check a numeric option: finite, and within bounds when given (UsageError otherwise)."""
@@ -341,6 +394,20 @@ def write_result(
     return target
 
 
+def write_job(command: str, parent: Store | None, job, *, output: str | None, overwrite: bool = False,
+              no_cache: bool = False) -> str:
+    """:func:`write_result` for a method's :class:`~ncli.methods.results.Job` (its params, build and inputs).
+
+    Returns
+    -------
+    str
+        The output location (also printed: the one line of stdout).
+    """
+    return write_result(command, parent=parent, params=job.params, build=job.build, output=output,
+                        overwrite=overwrite, no_cache=no_cache, inputs=job.inputs, identity=job.identity,
+                        protect=job.protect)
+
+
 def choice(value: str, allowed: list[str], option: str) -> str:
     """Validate a string option against its allowed values (UsageError otherwise)."""
     if value not in allowed:
@@ -372,51 +439,3 @@ def refuse_taken_name(src: Store, name: str, paths: list[str], what: str) -> Non
     if taken:
         raise UsageError(f"the input already holds {what} named '{name}' ({taken[0]})", "--name",
                          hint="choose another --name; a layer of the same name would mix with the earlier result")
-
-
-def load_activity(src: Store, sid: str, latents: str | None, sqrt: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """Activity of one session and its usable bins: ``latents/NAME``, or binned counts
-    (square-rooted when ``sqrt``; calcium dF/F never is).
-
-    Returns
-    -------
-    X : (T, N) float64
-    usable : (T,) bool
-        Valid bins without NaN.
-    source : str
-        What ``X`` is, for provenance.
-
-    Raises
-    ------
-    DataError
-        No binned counts, unknown latents, or a valid mask of another length.
-    """
-    from ncli.core.features import sqrt_counts
-
-    base = f"sessions/{sid}"
-    if latents is not None:
-        path = f"{base}/latents/{latents}"
-        if not src.is_array(path):
-            names = ", ".join(src.children(f"{base}/latents")) or "(none)"
-            raise UsageError(f"unknown latents '{latents}'", f"session {sid}", hint=f"latents here: {names}")
-        X = np.asarray(src.array(path)[...], dtype=np.float64)
-        X = X[:, None] if X.ndim == 1 else X
-        source = f"latents/{latents}"
-    else:
-        if not src.exists(f"{base}/binned/counts"):
-            raise DataError(f"session '{sid}' has no binned counts", src.location,
-                            hint="convert the recording with a --bin-size first")
-        X = np.asarray(src.array(f"{base}/binned/counts")[...], dtype=np.float64)
-        calcium = src.attrs(f"{base}/binned").get("kind", "counts") == "calcium"
-        if sqrt and not calcium:
-            X = sqrt_counts(X)
-            source = "binned/counts (sqrt)"
-        else:
-            source = "binned/counts" + (" (dF/F)" if calcium else "")
-    usable = np.all(np.isfinite(X), axis=1)
-    if src.exists(f"{base}/binned/valid"):
-        valid = src.read(f"{base}/binned/valid").astype(bool)
-        if valid.shape[0] != X.shape[0]:
-            raise DataError(f"activity has {X.shape[0]} bins but binned/valid has {valid.shape[0]}", f"session {sid}")
-        usable &= valid
-    return X, usable, source

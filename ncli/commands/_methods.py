@@ -170,7 +170,7 @@ def _is_list(tp) -> bool:
     return typing.get_origin(tp) in (list, tuple)
 
 
-def method_command(command: str, *, default: str | None = None,
+def method_command(command: str, *, default: str | None = None, required: bool = False,
                    resolve: Callable[[str, dict], str] | None = None) -> Callable:
     """Decorate a command body so its ``--method`` and method options come from the registry.
 
@@ -180,6 +180,9 @@ def method_command(command: str, *, default: str | None = None,
         The command whose registered methods apply.
     default : str, optional
         The default ``--method`` (default: the first registered method).
+    required : bool
+        ``--method`` has no default: without it the command stops with
+        ``missing --method`` (exit 2), the hint listing the methods.
     resolve : callable, optional
         ``resolve(method_name, common_kwargs) -> method_name``: lets the command
         pick another registered method from its common options (``decode
@@ -193,14 +196,22 @@ def method_command(command: str, *, default: str | None = None,
         table = registry.methods(command)
         if not table:
             raise TypeError(f"no methods registered for '{command}'")
-        chosen_default = default or next(iter(table))
+        chosen_default = None if required else (default or next(iter(table)))
         union = _union_fields(command)
         sig = inspect.signature(body)
+        # resolve string annotations (``from __future__ import annotations`` in the command's module)
+        # here: Typer would evaluate them in this module's globals
+        import typing
+
+        hints = typing.get_type_hints(body, include_extras=True)
+        sig = sig.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation))
+                                      for p in sig.parameters.values()])
         common = [p for p in sig.parameters.values() if p.name != "plan"]
         method_help = "Method: " + "; ".join(f"{n} ({m.summary})" if m.summary else n for n, m in table.items()) + "."
         method_param = inspect.Parameter(
             "method", inspect.Parameter.KEYWORD_ONLY, default=chosen_default,
-            annotation=Annotated[str, typer.Option("--method", help=method_help)])
+            annotation=Annotated[Optional[str] if required else str,
+                                 typer.Option("--method", help=method_help, show_default=not required)])
         extra: dict[str, tuple[str, list[registry.Field]]] = {}
         params = []
         for flag, fields in union.items():
@@ -220,6 +231,8 @@ def method_command(command: str, *, default: str | None = None,
 
             ctx = kwargs.pop("ncli_ctx", None)
             name = kwargs.pop("method")
+            if name is None:
+                raise UsageError("missing --method", "--method", hint="choose one of: " + ", ".join(table))
             method_values = {k: kwargs.pop(k) for k in list(kwargs) if k in extra}
             name = resolve(name, kwargs) if resolve is not None else name
             method = registry.get(command, name)

@@ -12,7 +12,9 @@ import zarr
 
 from ncli.commands._common import Debug, InputStore, Quiet, ncli_command, open_input
 from ncli.core.errors import StoreError
-from ncli.formats.store import Store, jsonable, validate
+from ncli.core.jsonutil import jsonable
+from ncli.formats.store import Store, validate
+from ncli.models.ids import canonical_id, display
 
 PER_BIN = ("latents", "predictions")
 
@@ -31,13 +33,26 @@ def _find_models(store: Store, path: str = "models") -> dict[str, dict]:
         if store.is_array(sub):
             continue
         attrs = store.attrs(sub)
-        if "class" in attrs:
+        if attrs.get("kind") == "summary":  # a result's summary group: a description, not an estimator
             out[sub[len("models/"):]] = {
-                "class": attrs.get("class"),
+                "kind": "summary",
+                "class": attrs.get("description") or attrs.get("class"),
                 "config": attrs.get("config", {}),
                 "version": attrs.get("version"),
                 "metrics": attrs.get("metrics", {}),
             }
+        elif "class" in attrs:
+            # a saved estimator (its model id, or a 0.1.0 alias), or a 0.1.0 summary (a description in `class`)
+            model_id = canonical_id(str(attrs.get("class")))
+            out[sub[len("models/"):]] = {
+                "kind": "model" if model_id else "summary",
+                "class": display(str(attrs.get("class"))),
+                "config": attrs.get("config", {}),
+                "version": attrs.get("version"),
+                "metrics": attrs.get("metrics", {}),
+            }
+            if model_id:
+                out[sub[len("models/"):]]["model_id"] = model_id
         out.update(_find_models(store, sub))
     return out
 

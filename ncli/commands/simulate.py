@@ -1,7 +1,7 @@
 """``ncli simulate``: ground-truth generators, one subcommand each.
 
 ``ncli simulate lds`` writes a Poisson linear-dynamical-system population (see
-:class:`ncli.models.simulators.PoissonLDS`) as an ncli store, plus the ground
+:class:`ncli.simulators.PoissonLDS`) as an ncli store, plus the ground
 truth (``latents/truth`` per session and ``models/truth``), and optionally as
 NWB files for the ``convert`` round trip. Later issues add generators here.
 """
@@ -16,13 +16,17 @@ import numpy as np
 import typer
 
 from ncli.commands._common import (finite, Debug, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
-                                   write_result)
+                                   set_flags, write_result)
 from ncli.core.errors import UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 from ncli.formats.store import StoreWriter, normalize_location
 
 #: Recording start time given to every simulated session (and its NWB file).
 SIM_START_TIME = "2000-01-01T00:00:00+00:00"
+
+#: Simulator parameter -> flag, where the flag is not ``--`` + the parameter name (errors name the flag).
+FLAGS = {"n_units": "--units", "n_sessions": "--sessions", "n_bins": "--bins", "n_concepts": "--concepts",
+         "n_states": "--states", "n_repeats": "--repeats"}
 
 app = typer.Typer(help="Ground-truth generators: write a synthetic store with known structure.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -78,7 +82,7 @@ def lds(
     parameters (models/truth). Prints the store location.
     """
     from ncli.formats.nwb_writer import write_nwb
-    from ncli.models.simulators import PoissonLDS
+    from ncli.simulators import PoissonLDS
 
     finite(duration, "--duration")
     finite(bin_size, "--bin-size")
@@ -97,6 +101,7 @@ def lds(
             if target.exists() and not overwrite:
                 raise UsageError("NWB output already exists", str(target), hint="pass --overwrite to replace it")
 
+    set_flags(FLAGS)
     sim = PoissonLDS(n_units=units, latent_dim=latent_dim, bin_size=bin_size, baseline_rate=baseline_rate,
                      n_sessions=sessions, seed=seed).init_params()
     sim_sessions = sim.sample(duration)
@@ -152,8 +157,9 @@ def candy(
     (cm/s, a linear readout of the latent), the true latents (latents/truth)
     and parameters with the true eigenvalues (models/truth). Prints the store location.
     """
-    from ncli.models.simulators import CandySimulator
+    from ncli.simulators import CandySimulator
 
+    set_flags(FLAGS)
     sim = CandySimulator(n_sessions=sessions, n_bins=bins, bin_size=bin_size, noise=noise,
                          seed=seed).init_params()
     sim_sessions = sim.sample()
@@ -208,10 +214,11 @@ def nuclr(
     coupled, anti-phase, soloist coupling to the population; in the easy variant also rate, gain and
     refractory or bursty spike history), and models/truth. Prints the store location.
     """
-    from ncli.models.simulators import NuclrSimulator
+    from ncli.simulators import NuclrSimulator
 
     finite(duration, "--duration")
     finite(bin_size, "--bin-size", positive=True)
+    set_flags(FLAGS)
     sim = NuclrSimulator(n_sessions=sessions, min_units=min_units, max_units=max_units, duration=duration,
                          hard=hard, seed=seed).init_params()
     sim_sessions = sim.sample()
@@ -259,12 +266,13 @@ def reach(
     behaviour 'velocity' (cm/s, 100 Hz) and models/truth (preferred directions,
     depths, rates, unit membership). Prints the store location.
     """
-    from ncli.models.sim_reach import ReachSimulator
+    from ncli.simulators import ReachSimulator
 
     for value, name in ((duration, "--duration"), (lag, "--lag"), (tau, "--tau"), (drop_fraction,
                                                                                  "--drop-fraction")):
         finite(value, name)
     finite(bin_size, "--bin-size", positive=True)
+    set_flags(FLAGS)
     sim = ReachSimulator(n_units=units, n_sessions=sessions, new_units=new_units, drop_fraction=drop_fraction,
                          tau=tau, lag=lag, seed=seed).init_params()
     sim_sessions = sim.sample(duration)
@@ -318,7 +326,7 @@ def chunks(
     concept), sequence also chunks/truth/states. Prints the store location.
     """
     from ncli.commands._common import choice
-    from ncli.models.sim_chunks import ConceptChunkSimulator, SequenceChunkSimulator
+    from ncli.simulators import ConceptChunkSimulator, SequenceChunkSimulator
 
     choice(variant, ["concepts", "sequence"], "--variant")
     own = {"concepts": ("--concepts", "--subset-size", "--bins", "--extra-rate"),
@@ -332,6 +340,7 @@ def chunks(
         raise UsageError(f"{other[0][0]} applies to --variant {other[0][1]} only", other[0][0])
     finite(extra_rate, "--extra-rate", positive=True)
     finite(bin_size, "--bin-size", positive=True)
+    set_flags(FLAGS)
     if variant == "concepts":
         sim = ConceptChunkSimulator(n_units=200 if units is None else units, n_concepts=concepts, subset_size=subset_size,
                                     n_bins=bins, bin_size=0.05 if bin_size is None else bin_size,

@@ -108,9 +108,10 @@ class TemplatedError(NcliError):
         """
         err = type(self).__new__(type(self))
         err.__dict__.update(self.__dict__)
-        err.what = self._fill(self.template, name_of)
-        err.where = self._fill(self.where_template, name_of)
-        err.hint = self._fill(self.hint_template, name_of)
+        for attr, template in (("what", self.template), ("where", self.where_template),
+                               ("hint", self.hint_template)):
+            if getattr(self, attr) == self._fill(template, _same):  # not replaced since (e.g. where = a store)
+                setattr(err, attr, self._fill(template, name_of))
         err.args = (err.what,)
         return err
 

@@ -1,9 +1,10 @@
-"""Decoding metrics: coefficient of determination, Pearson r, circular error.
+"""Decoding metrics: coefficient of determination, Pearson r, circular error; balanced accuracy and macro-F1.
 
 All functions take ``(T, D)`` (or ``(T,)``) arrays of true and predicted
 values and return one value per column plus a mean. Columns whose true values
 are constant have an undefined R² and Pearson r: they are reported as NaN and
 left out of the means (e.g. the z column of a planar reach, which is all zero).
+:func:`classification_metrics` scores predicted labels (the unit probes).
 """
 
 from __future__ import annotations
@@ -147,3 +148,26 @@ def decoding_metrics(y_true, y_pred, *, circular: bool = False, columns: list[st
         out["circular_error_deg"] = [float(v) for v in err]
         out["circular_error_deg_mean"] = _nanmean(err)
     return out
+
+
+def classification_metrics(y_true, y_pred, classes) -> dict:
+    """Balanced accuracy, macro-F1 and chance level of predicted labels, as a JSON-friendly dict.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) str
+        True and predicted labels of the evaluated samples.
+    classes : list of str
+        Every class of the task (chance is ``1 / len(classes)``).
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy`` (mean per-class recall), ``macro_f1`` (unweighted mean
+        of per-class F1), ``chance``.
+    """
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    return {"balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
+            "chance": 1.0 / len(classes)}

@@ -286,35 +286,6 @@ def check_params(checks: list[tuple[bool, str, str]]) -> None:
             raise ParameterError(param, template)
 
 
-def warmup_cosine(optimizer, steps: int, floor: float = 0.0):
-    """Learning-rate schedule: linear warm-up over 10 % of ``steps``, then cosine decay to ``floor``.
-
-    Parameters
-    ----------
-    optimizer : torch.optim.Optimizer
-    steps : int
-        Total optimisation steps (>= 1).
-    floor : float
-        Final learning rate as a fraction of the peak.
-
-    Returns
-    -------
-    torch.optim.lr_scheduler.LambdaLR
-        Call ``step()`` once per optimisation step.
-    """
-    import math
-
-    import torch
-
-    warm = max(1, steps // 10)
-
-    def factor(k: int) -> float:
-        decay = 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps))
-        return min(1.0, (k + 1) / warm) * (floor + (1 - floor) * decay)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def torch_device(device: str):
     """The torch device for ``device`` = ``cpu``, ``cuda`` or ``auto``.
 

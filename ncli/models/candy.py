@@ -13,7 +13,7 @@ trained jointly with
    ``x_{t+1} = A x_t + w_t`` (``w ~ N(0, Q)``), ``a_t = C x_t + r_t``
    (``r ~ N(0, R)``), run as a differentiable Kalman filter over contiguous
    windows; the loss is the k-step-ahead prediction error
-   ``|a_{t+k} - C A^k x_{t|t}|²`` for ``k = 1..horizon`` (:class:`KalmanLDS`);
+   ``|a_{t+k} - C A^k x_{t|t}|²`` for ``k = 1..horizon`` (:class:`ncli.models.nn.kalman.KalmanLDS`);
 3. optionally a per-session linear decoder back to activity (reconstruction).
 
 References
@@ -40,6 +40,7 @@ from ncli.core.jsonutil import jsonable
 from ncli.core.metrics import r2_score
 from ncli.models.base import (Estimator, check_array, check_fitted, check_params, read_arrays,
                               torch_device, write_arrays)
+from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch
 
 log = logging.getLogger("ncli")
 
@@ -123,100 +124,6 @@ def feature_distance(features):
     sq = (features * features).sum(1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * features @ features.T
     return torch.sqrt(torch.clamp(d2, min=0.0) + 1e-10)
-
-
-# ----------------------------------------------------------------------------- dynamics
-
-
-def _build_torch_modules():
-    """Define the torch modules lazily so that importing this module does not import torch."""
-    import torch
-    from torch import nn
-
-    class Encoder(nn.Module):
-        """Linear or MLP (LeakyReLU) map from one session's units to the shared latent."""
-
-        def __init__(self, n_in: int, dim: int, hidden: Sequence[int]):
-            super().__init__()
-            sizes = [n_in, *hidden, dim]
-            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-            self.act = nn.LeakyReLU(0.01)
-
-        def forward(self, x):
-            for i, layer in enumerate(self.layers):
-                x = layer(x)
-                if i < len(self.layers) - 1:
-                    x = self.act(x)
-            return x
-
-    class KalmanLDS(nn.Module):
-        """Shared LDS with a stable ``A = U diag(σ) Vᵀ`` and a differentiable Kalman filter.
-
-        ``U = exp(S_U - S_Uᵀ)``, ``V = exp(S_V - S_Vᵀ)`` (orthogonal),
-        ``σ = MAX_SINGULAR · sigmoid(s)``, so ``‖A‖₂ < 1`` and every eigenvalue
-        lies inside the unit circle. ``Q = L_Q L_Qᵀ + εI``, ``R = diag(softplus)``.
-        """
-
-        def __init__(self, state_dim: int, obs_dim: int, generator):
-            super().__init__()
-            m, p = state_dim, obs_dim
-            self.skew_u = nn.Parameter(torch.zeros(m, m))
-            self.skew_v = nn.Parameter(torch.zeros(m, m))
-            self.sing = nn.Parameter(torch.full((m,), 2.0))  # σ ≈ 0.88 at the start
-            self.C = nn.Parameter(torch.randn(p, m, generator=generator) / math.sqrt(m))
-            self.q_chol = nn.Parameter(0.3 * torch.eye(m))
-            self.r_raw = nn.Parameter(torch.full((p,), -1.0))
-
-        def A(self):
-            U = torch.linalg.matrix_exp(self.skew_u - self.skew_u.T)
-            V = torch.linalg.matrix_exp(self.skew_v - self.skew_v.T)
-            return U @ torch.diag(MAX_SINGULAR * torch.sigmoid(self.sing)) @ V.T
-
-        def Q(self):
-            L = torch.tril(self.q_chol)
-            return L @ L.T + 1e-4 * torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
-
-        def R(self):
-            return torch.diag(nn.functional.softplus(self.r_raw) + 1e-4)
-
-        def filter(self, a):
-            """Filtered means ``x_{t|t}`` (B, L, m) of windows ``a`` (B, L, p).
-
-            The covariance recursion does not depend on the data, so gains are
-            computed once per time step and shared by the batch (Joseph-form update).
-            """
-            B, L, _ = a.shape
-            A, C, Q, R = self.A(), self.C, self.Q(), self.R()
-            m = A.shape[0]
-            eye = torch.eye(m, dtype=a.dtype, device=a.device)
-            x = torch.zeros(B, m, dtype=a.dtype, device=a.device)
-            P = eye.clone()
-            out = []
-            for t in range(L):
-                S = C @ P @ C.T + R
-                K = torch.linalg.solve(S, C @ P).T  # P Cᵀ S⁻¹ (S, P symmetric)
-                x = x + (a[:, t] - x @ C.T) @ K.T
-                IKC = eye - K @ C
-                P = IKC @ P @ IKC.T + K @ R @ K.T
-                out.append(x)
-                x = x @ A.T
-                P = A @ P @ A.T + Q
-            return torch.stack(out, 1)
-
-        def prediction_loss(self, a, horizon: int):
-            """Mean over k = 1..horizon of ``|a_{t+k} - C A^k x_{t|t}|²`` / total variance of ``a``."""
-            xf = self.filter(a)
-            A = self.A()
-            var = a.reshape(-1, a.shape[-1]).var(0).sum() + 1e-8
-            total = 0.0
-            x = xf
-            for k in range(1, horizon + 1):
-                x = x @ A.T
-                pred = x[:, :-k] @ self.C.T
-                total = total + ((a[:, k:] - pred) ** 2).sum(-1).mean() / var
-            return total / horizon
-
-    return Encoder, KalmanLDS
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -418,13 +325,14 @@ class CANDY(Estimator):
         if len({Y.shape[1] for Y in Yc}) > 1:
             raise DataError("the behaviour has different numbers of columns across sessions")
 
+        from ncli.models.nn.kalman import KalmanLDS
+        from ncli.models.nn.mlp import MLP
+
         device = self._torch_device()
-        torch.manual_seed(int(self.seed))
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_torch(self.seed, deterministic=True)
         gen = torch.Generator().manual_seed(int(self.seed))
         rng = np.random.default_rng(int(self.seed))
         dtype = torch.float32
-        Encoder, KalmanLDS = _build_torch_modules()
 
         # standardisation (training rows only)
         enc_stats, Xt, starts = [], [], []
@@ -450,9 +358,9 @@ class CANDY(Estimator):
 
         S = len(Xc)
         hidden = self.hidden if self.encoder == "mlp" else ()
-        encoders = torch.nn.ModuleList(Encoder(X.shape[1], self.dim, hidden) for X in Xc).to(device)
+        encoders = torch.nn.ModuleList(MLP(X.shape[1], self.dim, hidden) for X in Xc).to(device)
         m_state = int(self.state_dim or self.dim)
-        lds = KalmanLDS(m_state, self.dim, gen).to(device)
+        lds = KalmanLDS(m_state, self.dim, gen, max_singular=MAX_SINGULAR).to(device)
         params = [{"params": encoders.parameters(), "weight_decay": self.weight_decay},
                   {"params": lds.parameters(), "weight_decay": 0.0,
                    "lr": self.dynamics_lr or 10 * self.lr}]
@@ -460,42 +368,48 @@ class CANDY(Estimator):
         if self.recon_weight > 0:
             decoders = torch.nn.ModuleList(torch.nn.Linear(self.dim, X.shape[1]) for X in Xc).to(device)
             params.append({"params": decoders.parameters(), "weight_decay": self.weight_decay})
-        opt = torch.optim.Adam(params, lr=self.lr)
+        opt = make_optimizer(params, "adam", lr=self.lr)
 
         per_session = [max(1, self.batch_size // S + (1 if i < self.batch_size % S else 0)) for i in range(S)]
         n_train = int(sum(m.sum() for m in masks))
         steps = max(1, math.ceil(n_train / (sum(per_session) * self.window)))
         offs = np.arange(self.window)
         history = np.zeros((self.epochs, 3))
-        t0 = time.perf_counter()
-        for epoch in range(self.epochs):
-            acc = np.zeros(3)
-            for _ in range(steps):
-                feats, labs, wins, recon = [], [], [], 0.0
-                for i in range(S):
-                    st = rng.choice(starts[i], size=per_session[i], replace=len(starts[i]) < per_session[i])
-                    idx = torch.as_tensor((st[:, None] + offs[None, :]).ravel(), device=device)
-                    z = encoders[i](Xt[i][idx])
-                    feats.append(z)
-                    labs.append(Yt[i][idx])
-                    wins.append(z.reshape(per_session[i], self.window, self.dim))
-                    if decoders is not None:
-                        recon = recon + ((decoders[i](z) - Xt[i][idx]) ** 2).mean() / S
-                l_rnc = rnc_loss(torch.cat(feats), torch.cat(labs), self.temperature)
-                loss = l_rnc
-                l_dyn = torch.zeros(())
-                if self.dynamics and self.dynamics_weight > 0:
-                    l_dyn = lds.prediction_loss(torch.cat(wins), self.horizon)
-                    loss = loss + self.dynamics_weight * l_dyn
+        acc = np.zeros(3)  # RnC, dynamics and reconstruction losses summed over the epoch's steps
+
+        def step_loss(step: int):
+            """One mini-batch: ``per_session[i]`` windows of every session, pooled for the RnC loss."""
+            feats, labs, wins, recon = [], [], [], 0.0
+            for i in range(S):
+                st = rng.choice(starts[i], size=per_session[i], replace=len(starts[i]) < per_session[i])
+                idx = torch.as_tensor((st[:, None] + offs[None, :]).ravel(), device=device)
+                z = encoders[i](Xt[i][idx])
+                feats.append(z)
+                labs.append(Yt[i][idx])
+                wins.append(z.reshape(per_session[i], self.window, self.dim))
                 if decoders is not None:
-                    loss = loss + self.recon_weight * recon
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                acc += [float(l_rnc.detach()), float(l_dyn.detach()),
-                        float(recon.detach()) if decoders is not None else 0.0]
-            history[epoch] = acc / steps
-            log.debug("candy epoch %d: rnc %.4f dyn %.4f recon %.4f", epoch + 1, *history[epoch])
+                    recon = recon + ((decoders[i](z) - Xt[i][idx]) ** 2).mean() / S
+            l_rnc = rnc_loss(torch.cat(feats), torch.cat(labs), self.temperature)
+            loss = l_rnc
+            l_dyn = torch.zeros(())
+            if self.dynamics and self.dynamics_weight > 0:
+                l_dyn = lds.prediction_loss(torch.cat(wins), self.horizon)
+                loss = loss + self.dynamics_weight * l_dyn
+            if decoders is not None:
+                loss = loss + self.recon_weight * recon
+            acc[:] += [float(l_rnc.detach()), float(l_dyn.detach()),
+                       float(recon.detach()) if decoders is not None else 0.0]
+            return loss
+
+        def end_of_epoch(step: int, loss: float):
+            if (step + 1) % steps == 0:
+                epoch = step // steps
+                history[epoch] = acc / steps
+                acc[:] = 0.0
+                log.debug("candy epoch %d: rnc %.4f dyn %.4f recon %.4f", epoch + 1, *history[epoch])
+
+        t0 = time.perf_counter()
+        fit_loop(step_loss, opt, self.epochs * steps, progress=end_of_epoch)
         self.epoch_seconds_ = (time.perf_counter() - t0) / self.epochs
         self.loss_history_ = history
         if self.dynamics and self.refit_steps > 0:
@@ -528,18 +442,18 @@ class CANDY(Estimator):
 
         with torch.no_grad():
             lat = [enc(X) for enc, X in zip(encoders, Xt)]
-        opt = torch.optim.Adam(lds.parameters(), lr=self.dynamics_lr or 10 * self.lr)
+        opt = make_optimizer(lds.parameters(), "adam", lr=self.dynamics_lr or 10 * self.lr)
         S, offs = len(lat), np.arange(self.window)
         per = max(1, self.batch_size // S)
-        for _ in range(int(self.refit_steps)):
+
+        def step_loss(step: int):
             wins = []
             for i in range(S):
                 st = rng.choice(starts[i], size=per, replace=len(starts[i]) < per)
                 wins.append(lat[i][torch.as_tensor(st[:, None] + offs[None, :])])
-            loss = lds.prediction_loss(torch.cat(wins), self.horizon)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            return lds.prediction_loss(torch.cat(wins), self.horizon)
+
+        fit_loop(step_loss, opt, int(self.refit_steps))
 
     # ------------------------------------------------------------------ transform
 
@@ -693,7 +607,7 @@ def consistency_r2(latents: Sequence[np.ndarray], behaviors: Sequence[np.ndarray
             coef, *_ = np.linalg.lstsq(F, Z[i], rcond=None)
             out[i, j] = float(np.nanmean(r2_score(Z[i], F @ coef)))
     off = out[~np.eye(S, dtype=bool)]
-    return {"consistency_r2": jsonable(out, numpy_nonfinite_to_none=True), "consistency_r2_mean": float(np.mean(off)) if off.size else None}
+    return {"consistency_r2": jsonable(out), "consistency_r2_mean": float(np.mean(off)) if off.size else None}
 
 
 def pca_baseline_r2(features: Sequence[np.ndarray], behaviors: Sequence[np.ndarray],

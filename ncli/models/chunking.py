@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncli.core.errors import DataError
+from ncli.core.errors import DataError, ParameterDataError
 from ncli.models.base import Estimator, check_array, check_fitted, check_params
 
 #: Tolerances of the PA detection sweep (multiples of the per-chunk threshold).
@@ -232,13 +232,13 @@ class PopulationAveraging(Estimator):
             Invalid hyperparameters.
         """
         check_params([
-            (self.min_effect >= 0, f"--min-effect must be >= 0, got {self.min_effect}", "--min-effect"),
-            (0 <= self.min_consistency <= 1, f"--min-consistency must be in [0, 1], got {self.min_consistency}",
-             "--min-consistency"),
-            (0 < self.quantile <= 1, f"--quantile must be in (0, 1], got {self.quantile}", "--quantile"),
-            (self.min_members >= 1, f"--min-members must be at least 1, got {self.min_members}", "--min-members"),
+            (self.min_effect >= 0, f"{{min_effect}} must be >= 0, got {self.min_effect}", "min_effect"),
+            (0 <= self.min_consistency <= 1, f"{{min_consistency}} must be in [0, 1], got {self.min_consistency}",
+             "min_consistency"),
+            (0 < self.quantile <= 1, f"{{quantile}} must be in (0, 1], got {self.quantile}", "quantile"),
+            (self.min_members >= 1, f"{{min_members}} must be at least 1, got {self.min_members}", "min_members"),
             (self.max_occurrences is None or self.max_occurrences >= 2,
-             f"--max-occurrences must be at least 2, got {self.max_occurrences}", "--max-occurrences"),
+             f"{{max_occurrences}} must be at least 2, got {self.max_occurrences}", "max_occurrences"),
         ])
         X = check_array(X, "X", min_samples=2)
         labels = np.asarray(labels, dtype=np.int64)
@@ -261,8 +261,8 @@ class PopulationAveraging(Estimator):
             if self.max_occurrences is not None:
                 occ = occ[: int(self.max_occurrences)]
             if not occ:
-                raise DataError(f"label {k} has no occurrence in the training bins",
-                                hint="use a smaller --test-fraction or check --labels")
+                raise ParameterDataError(f"label {k} has no occurrence in the training bins",
+                                         hint="use a smaller {test_fraction} or check {labels}")
             n_occ[k] = len(occ)
             idx = np.concatenate([np.arange(a, b) for a, b in occ])
             bg = bg_mask if bg_mask.any() else (labels != k)
@@ -452,12 +452,12 @@ class UnsupervisedChunkDiscovery(Estimator):
             Invalid hyperparameters.
         """
         check_params([
-            (self.n_chunks >= 1, f"--n-chunks must be at least 1, got {self.n_chunks}", "--n-chunks"),
-            (0 <= self.min_similarity < 1, f"--min-similarity must be in [0, 1), got {self.min_similarity}",
-             "--min-similarity"),
-            (0 < self.merge_similarity <= 1, f"--merge-similarity must be in (0, 1], got {self.merge_similarity}",
-             "--merge-similarity"),
-            (self.max_iter >= 1, f"--max-iter must be at least 1, got {self.max_iter}", "--max-iter"),
+            (self.n_chunks >= 1, f"{{n_chunks}} must be at least 1, got {self.n_chunks}", "n_chunks"),
+            (0 <= self.min_similarity < 1, f"{{min_similarity}} must be in [0, 1), got {self.min_similarity}",
+             "min_similarity"),
+            (0 < self.merge_similarity <= 1, f"{{merge_similarity}} must be in (0, 1], got {self.merge_similarity}",
+             "merge_similarity"),
+            (self.max_iter >= 1, f"{{max_iter}} must be at least 1, got {self.max_iter}", "max_iter"),
         ])
         X = check_array(X, "X", min_samples=max(2, int(self.n_chunks)))
         T, N = X.shape
@@ -723,17 +723,17 @@ class DiscreteSequenceChunking(Estimator):
         from threadpoolctl import threadpool_limits
 
         check_params([
-            (self.n_levels >= 2, f"--n-levels must be at least 2, got {self.n_levels}", "--n-levels"),
-            (self.n_levels <= 127, f"--n-levels must be at most 127 (levels are int8), got {self.n_levels}",
-             "--n-levels"),
-            (self.min_state_count >= 1, f"--min-state-count must be at least 1, got {self.min_state_count}",
-             "--min-state-count"),
-            (0 <= self.state_radius < 1, f"--state-radius must be in [0, 1), got {self.state_radius}",
-             "--state-radius"),
-            (self.max_states >= 1, f"--max-states must be at least 1, got {self.max_states}", "--max-states"),
-            (self.min_count >= 2, f"--min-count must be at least 2, got {self.min_count}", "--min-count"),
-            (self.min_ratio >= 1, f"--min-ratio must be >= 1, got {self.min_ratio}", "--min-ratio"),
-            (self.max_chunks >= 0, f"--max-chunks must be >= 0, got {self.max_chunks}", "--max-chunks"),
+            (self.n_levels >= 2, f"{{n_levels}} must be at least 2, got {self.n_levels}", "n_levels"),
+            (self.n_levels <= 127, f"{{n_levels}} must be at most 127 (levels are int8), got {self.n_levels}",
+             "n_levels"),
+            (self.min_state_count >= 1, f"{{min_state_count}} must be at least 1, got {self.min_state_count}",
+             "min_state_count"),
+            (0 <= self.state_radius < 1, f"{{state_radius}} must be in [0, 1), got {self.state_radius}",
+             "state_radius"),
+            (self.max_states >= 1, f"{{max_states}} must be at least 1, got {self.max_states}", "max_states"),
+            (self.min_count >= 2, f"{{min_count}} must be at least 2, got {self.min_count}", "min_count"),
+            (self.min_ratio >= 1, f"{{min_ratio}} must be >= 1, got {self.min_ratio}", "min_ratio"),
+            (self.max_chunks >= 0, f"{{max_chunks}} must be >= 0, got {self.max_chunks}", "max_chunks"),
         ])
         X = check_array(X, "X", min_samples=4)
         T, N = X.shape
@@ -765,8 +765,9 @@ class DiscreteSequenceChunking(Estimator):
             if all(np.sum(tuples[j] != tuples[q]) > radius for q in keep):
                 keep.append(int(j))
         if not keep:
-            raise DataError(f"no population state recurs {self.min_state_count} times in {T} bins",
-                            hint="use fewer --n-levels, a lower --min-state-count, or low-dimensional latents")
+            raise ParameterDataError(f"no population state recurs {self.min_state_count} times in {T} bins",
+                                     hint="use fewer {n_levels}, a lower {min_state_count}, or low-dimensional "
+                                          "latents")
         self.states_ = tuples[keep].astype(np.int8)
         states = self._map_states(L)
         S = len(keep)

@@ -65,7 +65,7 @@ from typing import Sequence
 import numpy as np
 from scipy import linalg as sla
 
-from ncli.core.errors import DataError, UsageError
+from ncli.core.errors import DataError, ParameterDataError, ParameterError, UsageError
 from ncli.models.base import Estimator, check_array, check_fitted
 
 log = logging.getLogger("ncli")
@@ -435,8 +435,9 @@ def subspace_identification(seqs: list[np.ndarray], obs: list[np.ndarray], n_sta
     cen = [Y - d for Y in seqs]
     M, n = _windows_cov(cen, obs, 2 * i)
     if n < max(2 * i * p, 10 * K, 20):
-        raise DataError(f"{n} fully observed windows of {2 * i} bins are too few for subspace identification "
-                        f"of {p} outputs", hint="use fewer --dim or provide longer sequences")
+        raise ParameterDataError(f"{n} fully observed windows of {2 * i} bins are too few for subspace "
+                                 f"identification of {p} outputs",
+                                 hint="use fewer {n_states} or provide longer sequences")
     M /= n
     ip = i * p
     Spp = _sym(M[:ip, :ip])
@@ -449,7 +450,8 @@ def subspace_identification(seqs: list[np.ndarray], obs: list[np.ndarray], n_sta
     W = sla.solve_triangular(Lp, W.T, lower=True).T  # Lf^{-1} Sfp Lp^{-T}
     U, s, Vt = np.linalg.svd(W)
     if s.size < K:
-        raise DataError(f"subspace identification gives at most {s.size} states, fewer than --dim {K}")
+        raise ParameterDataError(f"subspace identification gives at most {s.size} states, fewer than "
+                                 f"{{n_states}} {K}")
     sq = np.sqrt(np.maximum(s[:K], 1e-12))
     Gam = (Lf @ U[:, :K]) * sq  # extended observability matrix (i·p, K)
     C = Gam[:p].copy()
@@ -566,17 +568,17 @@ class LinearDynamicalSystem(Estimator):
     # ------------------------------------------------------------------ helpers
     def _check(self) -> None:
         if self.method not in ("em", "ssid"):
-            raise UsageError(f"invalid value '{self.method}' for --method", "--method",
-                             hint="choose one of: ssid, em")
+            raise ParameterError("method", f"invalid value '{self.method}' for {{method}}",
+                                 hint="choose one of: ssid, em")
         if self.obs_noise not in ("full", "diag"):
-            raise UsageError(f"invalid value '{self.obs_noise}' for --obs-noise", "--obs-noise",
-                             hint="choose one of: diag, full")
+            raise ParameterError("obs_noise", f"invalid value '{self.obs_noise}' for {{obs_noise}}",
+                                 hint="choose one of: diag, full")
         if int(self.n_states) < 1:
-            raise UsageError(f"--dim must be a positive integer, got {self.n_states}", "--dim")
+            raise ParameterError("n_states", f"{{n_states}} must be a positive integer, got {self.n_states}")
         if int(self.max_iter) < 0:
-            raise UsageError(f"--max-iter must be >= 0, got {self.max_iter}", "--max-iter")
+            raise ParameterError("max_iter", f"{{max_iter}} must be >= 0, got {self.max_iter}")
         if not self.tol > 0:
-            raise UsageError(f"--tol must be > 0, got {self.tol}", "--tol")
+            raise ParameterError("tol", f"{{tol}} must be > 0, got {self.tol}")
 
     def _params(self) -> _Params:
         check_fitted(self, ("A_", "C_", "d_", "Q_", "R_", "x0_", "P0_"))

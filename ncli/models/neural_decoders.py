@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ncli.core.errors import UsageError
+from ncli.core.errors import ParameterError
 from ncli.models.possm import SequenceDecoder, SpikeSession, _torch, chunk_spikes, gather_chunks
 
 
@@ -51,6 +51,7 @@ class GRUDecoder(SequenceDecoder):
     Cho et al. (2014) EMNLP; Glaser et al. (2020) eNeuro 7(4).
     """
 
+    model_id = "ncli/gru@1"
     _learned_scalars = ("n_outputs_",)
 
     def __init__(self, hidden: int = 64, layers: int = 1, window: int = 64, warmup: int = 8, steps: int = 600,
@@ -61,7 +62,7 @@ class GRUDecoder(SequenceDecoder):
     def _setup(self, sessions):
         self._check_common()
         if any(s.counts is None for s in sessions):
-            raise UsageError("the GRU baseline needs binned counts", "--method gru")
+            raise ParameterError("method", "the GRU baseline needs binned counts", where="{method} gru")
 
     def _embedding_names(self) -> set[str]:
         return {"unit_emb.weight", "session_emb.weight"}
@@ -151,6 +152,7 @@ class POYODecoder(SequenceDecoder):
     Azabou et al. (2023) NeurIPS, §2 (POYO); Jaegle et al. (2021) ICML (Perceiver latents).
     """
 
+    model_id = "ncli/poyo@1"
     _learned_scalars = ("n_outputs_", "bin_size_", "context_bins_")
 
     def __init__(self, context: float = 1.0, dim: int = 64, n_latents: int = 8, depth: int = 2, heads: int = 2,
@@ -167,10 +169,10 @@ class POYODecoder(SequenceDecoder):
         self._check_common()
         sizes = {round(s.bin_size, 9) for s in sessions}
         if len(sizes) > 1:
-            raise UsageError("POYO needs the same bin width in every session", "--method poyo")
+            raise ParameterError("method", "POYO needs the same bin width in every session", where="{method} poyo")
         self.bin_size_ = float(sessions[0].bin_size)
         if not self.context > 0:
-            raise UsageError(f"--context must be > 0 s, got {self.context}", "--context")
+            raise ParameterError("context", f"{{context}} must be > 0 s, got {self.context}")
         self.context_bins_ = max(2, int(math.ceil(self.context / self.bin_size_ - 1e-9)))
 
     def _embedding_names(self) -> set[str]:

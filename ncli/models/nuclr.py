@@ -50,36 +50,23 @@ from typing import Sequence
 import numpy as np
 
 from ncli.core.errors import DataError
-from ncli.models.base import (Estimator, check_array, check_fitted, check_params, read_arrays, torch_device,
-                              warmup_cosine, write_arrays)
+from ncli.models.base import Estimator, check_array, check_fitted, check_params, torch_device
+from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch, warmup_cosine
+from ncli.models.nn.weights import arrays_to_state, load_weights, save_weights, state_to_arrays
 
 log = logging.getLogger("ncli")
 
 
 def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int, coupling: bool = True,
                   corr_bias: bool = True, neighbours: bool = True):
-    """The torch encoder (built lazily so importing this module does not import torch)."""
+    """The torch encoder (built lazily so importing this module does not import torch).
+
+    Its transformer layers are :class:`ncli.models.nn.transformer.PreNormBlock`.
+    """
     import torch
     from torch import nn
 
-    class Block(nn.Module):
-        """Pre-norm transformer layer over the second-last dim of (..., L, d), with an optional logit bias."""
-
-        def __init__(self):
-            super().__init__()
-            self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.qkv = nn.Linear(d, 3 * d)
-            self.out = nn.Linear(d, d)
-            self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-
-        def forward(self, x, bias=None):
-            """x: (..., L, d); bias: None or broadcastable to (..., heads, L, L), added to the attention logits."""
-            *lead, L, _ = x.shape
-            qkv = self.qkv(self.norm1(x)).reshape(*lead, L, 3, heads, d // heads)
-            q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., heads, L, d / heads)
-            a = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-            x = x + self.out(a.transpose(-3, -2).reshape(*lead, L, d))
-            return x + self.ff(self.norm2(x))
+    from ncli.models.nn.transformer import PreNormBlock
 
     class Encoder(nn.Module):
         def __init__(self):
@@ -90,9 +77,9 @@ def _build_module(P: int, W: int, d: int, heads: int, blocks: int, proj: int, co
             self.nb_beta = nn.Parameter(torch.tensor(20.0)) if neighbours else None
             self.time_pos = nn.Parameter(torch.zeros(W, d))
             nn.init.normal_(self.time_pos, std=0.02)
-            self.temporal = Block()
-            self.unit_layers = nn.ModuleList(Block() for _ in range(blocks))
-            self.time_layers = nn.ModuleList(Block() for _ in range(blocks))
+            self.temporal = PreNormBlock(d, heads)
+            self.unit_layers = nn.ModuleList(PreNormBlock(d, heads) for _ in range(blocks))
+            self.time_layers = nn.ModuleList(PreNormBlock(d, heads) for _ in range(blocks))
             # per head and unit-attention block: weight of the units' correlation in the attention logits
             self.corr_beta = (nn.Parameter(torch.linspace(-4.0, 4.0, heads).repeat(blocks, 1))
                               if corr_bias else None)
@@ -247,6 +234,7 @@ class NuCLR(Estimator):
     on GPUs only up to floating-point reduction order.
     """
 
+    model_id = "ncli/nuclr@1"
     _learned = ("loss_history_",)
     _learned_scalars = ("windows_per_s_", "train_seconds_")
 
@@ -289,18 +277,18 @@ class NuCLR(Estimator):
 
     def _check_params(self) -> None:
         checks = [
-            (self.bin_size > 0, f"bin size must be > 0, got {self.bin_size}", "--bin-size"),
-            (self.token_bins >= 1 and self.window_tokens >= 1, "token and window sizes must be >= 1", "--window"),
+            (self.bin_size > 0, f"bin size must be > 0, got {self.bin_size}", "bin_size"),
+            (self.token_bins >= 1 and self.window_tokens >= 1, "token and window sizes must be >= 1", "window_tokens"),
             (self.n_heads >= 1 and self.d_model >= self.n_heads,
-             f"--dim must be at least the number of heads ({self.n_heads}), got {self.d_model}", "--dim"),
+             f"{{d_model}} must be at least the number of heads ({self.n_heads}), got {self.d_model}", "d_model"),
             (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
-             f"--dim ({self.d_model}) must be a multiple of the number of heads ({self.n_heads})", "--dim"),
-            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}", "--temperature"),
-            (0 < self.keep_min <= 1, f"--keep-min must be in (0, 1], got {self.keep_min}", "--keep-min"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}", "--batch-size"),
-            (self.steps >= 1, f"--steps must be at least 1, got {self.steps}", "--steps"),
-            (self.max_units >= 2, f"max units must be at least 2, got {self.max_units}", "--max-units"),
-            (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for --device", "--device"),
+             f"{{d_model}} ({self.d_model}) must be a multiple of the number of heads ({self.n_heads})", "d_model"),
+            (self.temperature > 0, f"{{temperature}} must be > 0, got {self.temperature}", "temperature"),
+            (0 < self.keep_min <= 1, f"{{keep_min}} must be in (0, 1], got {self.keep_min}", "keep_min"),
+            (self.batch_size >= 1, f"{{batch_size}} must be at least 1, got {self.batch_size}", "batch_size"),
+            (self.steps >= 1, f"{{steps}} must be at least 1, got {self.steps}", "steps"),
+            (self.max_units >= 2, f"max units must be at least 2, got {self.max_units}", "max_units"),
+            (self.device in ("cpu", "cuda", "auto"), f"invalid value '{self.device}' for {{device}}", "device"),
         ]
         check_params(checks)
 
@@ -373,17 +361,17 @@ class NuCLR(Estimator):
         data = [self._check_counts(C, None if valid is None else valid[i], f"counts[{i}]")
                 for i, C in enumerate(counts)]
         device = self._torch_device()
-        torch.manual_seed(int(self.seed))
-        torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)  # GPU kernels: no such guarantee
+        seed_torch(self.seed, deterministic=device.type == "cpu")  # GPU kernels: no such guarantee
         rng = np.random.default_rng(int(self.seed))
         module = self._new_module().to(device)
-        opt = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = make_optimizer(module.parameters(), "adamw", lr=self.lr, weight_decay=self.weight_decay)
         sched = warmup_cosine(opt, self.steps)
         gap = int(round(self.max_gap_s / self.bin_size))
-        losses = np.zeros(self.steps)
         t0 = time.perf_counter()
         module.train()
-        for step in range(self.steps):
+
+        def step_loss(step: int):
+            """One pair of views of a random session's windows; None (step skipped) if they share no unit."""
             C, starts = data[rng.integers(len(data))]
             N = C.shape[1]
             s1 = starts[rng.integers(starts.size, size=self.batch_size)]
@@ -396,39 +384,36 @@ class NuCLR(Estimator):
             k2 = np.sort(rng.permutation(pool)[:max(2, int(round(rng.uniform(self.keep_min, 1) * pool.size)))])
             both, c1, c2 = np.intersect1d(k1, k2, return_indices=True)
             if both.size < 1:
-                continue
+                return None
             x1 = torch.as_tensor(self._windows(C, s1)[:, k1], device=device)
             x2 = torch.as_tensor(self._windows(C, s2)[:, k2], device=device)
             _, z1 = module(x1)
             _, z2 = module(x2)
-            loss = dcl_loss(z1, z2, torch.as_tensor(c1, device=device), torch.as_tensor(c2, device=device),
+            return dcl_loss(z1, z2, torch.as_tensor(c1, device=device), torch.as_tensor(c2, device=device),
                             self.temperature)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses[step] = float(loss.detach())
+
+        def progress(step: int, loss: float):
             if (step + 1) % max(1, self.steps // 10) == 0:
-                log.debug("nuclr step %d/%d loss %.4f", step + 1, self.steps, losses[step])
+                log.debug("nuclr step %d/%d loss %.4f", step + 1, self.steps, loss)
+
+        done = fit_loop(step_loss, opt, self.steps, schedule=sched, clip_norm=1.0, progress=progress)
+        losses = np.array([0.0 if v is None else v for v in done.losses], dtype=np.float64)
         self.train_seconds_ = float(time.perf_counter() - t0)
         self.windows_per_s_ = float(2 * self.batch_size * self.steps / max(self.train_seconds_, 1e-9))
         self.loss_history_ = losses
         module.eval()
         self.module_ = module
-        self.weights_ = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        self.weights_ = state_to_arrays(module.state_dict())
         return self
 
     # ------------------------------------------------------------------ transform
 
     def _module(self):
-        import torch
-
         check_fitted(self, ["loss_history_", "weights_"])
         device = self._torch_device()
         if self.module_ is None:
             module = self._new_module()
-            module.load_state_dict({k: torch.as_tensor(v) for k, v in self.weights_.items()})
+            module.load_state_dict(arrays_to_state(self.weights_))
             self.module_ = module.eval()
         return self.module_.to(device).eval(), device
 
@@ -514,7 +499,7 @@ class NuCLR(Estimator):
         """
         super().to_group(group, metrics=metrics, extra=extra)
         check_fitted(self, ["weights_"])
-        write_arrays(group, "weights", {k.replace(".", "__"): v for k, v in self.weights_.items()})
+        save_weights(group, self.weights_)
 
     @classmethod
     def from_group(cls, group) -> "NuCLR":
@@ -528,7 +513,7 @@ class NuCLR(Estimator):
         model = super().from_group(group)
         if "weights" not in group:
             raise DataError("saved NuCLR model misses its weights")
-        model.weights_ = {k.replace("__", "."): v for k, v in read_arrays(group["weights"]).items()}
+        model.weights_ = load_weights(group)
         expected = set(model._new_module().state_dict())
         if set(model.weights_) != expected:
             raise DataError("saved NuCLR weights do not match the model configuration",

@@ -25,8 +25,8 @@ Everything is causal: the prediction for a bin ending at time ``t`` reads only
 spikes before ``t``. The batch forward (:meth:`SequenceDecoder.predict`) and the
 online step (:class:`StreamState`) compute the same function.
 
-Data come in :class:`SpikeSession` records (no file access here); the command
-``ncli decode --method possm`` builds them from a store.
+Data come in :class:`SpikeSession` records (no file access here); the decode
+command builds them from a store.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ncli.core.errors import DataError, UsageError
-from ncli.models.base import Estimator, check_fitted
+from ncli.core.errors import DataError, ParameterDataError, ParameterError
+from ncli.models.base import Estimator, check_fitted, check_params
 from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch, select_device, warmup_cosine
 from ncli.models.nn.vocab import grow_state, new_keys, train_rows_only
 from ncli.models.nn.weights import (arrays_to_state, load_strings, load_weights, save_strings, save_weights,
@@ -216,14 +216,12 @@ class SequenceDecoder(Estimator):
     def _check_common(self):
         checks = [
             (self.task in ("regression", "classification"), f"unknown task '{self.task}'", "task"),
-            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}", "--steps"),
+            (self.steps >= 1, f"{{steps}} must be >= 1, got {self.steps}", "steps"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}", "batch_size"),
             (self.window >= 2, f"training window must be >= 2 bins, got {self.window}", "window"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}", "--lr"),
+            (self.lr > 0, f"learning rate must be > 0, got {self.lr}", "lr"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
 
     @property
     def n_out_(self) -> int:
@@ -288,11 +286,11 @@ class SequenceDecoder(Estimator):
         lookup = {k: i for i, k in enumerate(self.unit_vocab_)}
         missing = [k for k in sess.unit_keys if str(k) not in lookup]
         if missing:
-            raise DataError(f"session '{sess.session_id}' has {len(missing)} units the model has not seen "
-                            f"(e.g. '{missing[0]}')", hint="fine-tune on the session first (--finetune units)")
+            raise ParameterDataError(f"session '{sess.session_id}' has {len(missing)} units the model has not seen "
+                            f"(e.g. '{missing[0]}')", hint="fine-tune on the session first ({finetune} units)")
         if sess.session_id not in set(self.session_vocab_):
-            raise DataError(f"session '{sess.session_id}' is unknown to the model",
-                            hint="fine-tune on the session first (--finetune units)")
+            raise ParameterDataError(f"session '{sess.session_id}' is unknown to the model",
+                                     hint="fine-tune on the session first ({finetune} units)")
         return (np.array([lookup[str(k)] for k in sess.unit_keys], dtype=np.int64),
                 list(self.session_vocab_).index(sess.session_id))
 
@@ -331,7 +329,7 @@ class SequenceDecoder(Estimator):
         """
         self._check_common()
         if finetune not in (None, "units", "full"):
-            raise UsageError(f"--finetune must be units or full, got '{finetune}'", "--finetune")
+            raise ParameterError("finetune", f"{{finetune}} must be units or full, got '{finetune}'")
         device = select_device(self.device)
         seed_torch(self.seed)
         rng = self._rng(1 if finetune is None else 2)
@@ -514,6 +512,7 @@ class POSSMDecoder(SequenceDecoder):
     Gu et al. (2022) NeurIPS (S4D). Cho et al. (2014) EMNLP (GRU).
     """
 
+    model_id = "ncli/possm@1"
     _learned_scalars = ("bin_ratio_", "n_outputs_")
 
     def __init__(self, chunk: float = 0.05, backbone: str = "gru", hidden: int = 64, layers: int = 1,
@@ -526,26 +525,24 @@ class POSSMDecoder(SequenceDecoder):
     def _check(self):
         self._check_common()
         checks = [
-            (self.backbone in ("gru", "s4d"), f"--backbone must be gru or s4d, got '{self.backbone}'", "--backbone"),
-            (self.chunk > 0 and np.isfinite(self.chunk), f"--chunk must be > 0 s, got {self.chunk}", "--chunk"),
+            (self.backbone in ("gru", "s4d"), f"{{backbone}} must be gru or s4d, got '{self.backbone}'", "backbone"),
+            (self.chunk > 0 and np.isfinite(self.chunk), f"{{chunk}} must be > 0 s, got {self.chunk}", "chunk"),
             (self.hidden >= 2 and self.hidden % (2 * self.heads) == 0,
-             f"--hidden must be a positive multiple of 2 × heads ({2 * self.heads}), got {self.hidden}", "--hidden"),
+             f"{{hidden}} must be a positive multiple of 2 × heads ({2 * self.heads}), got {self.hidden}", "hidden"),
             (self.dim % (2 * self.heads) == 0, f"dim must be a multiple of 2 × heads, got {self.dim}", "dim"),
-            (self.layers >= 1, f"--layers must be >= 1, got {self.layers}", "--layers"),
+            (self.layers >= 1, f"{{layers}} must be >= 1, got {self.layers}", "layers"),
             (self.k_states >= 1, f"k_states must be >= 1, got {self.k_states}", "k_states"),
         ]
-        for ok, msg, where in checks:
-            if not ok:
-                raise UsageError(msg, where)
+        check_params(checks)
 
     def _setup(self, sessions: list[SpikeSession]):
         self._check()
         ratios = {round(s.bin_size / self.chunk, 6) for s in sessions}
         r = ratios.pop()
         if ratios or abs(r - round(r)) > 1e-6 or round(r) < 1:
-            raise UsageError(f"the bin width ({sessions[0].bin_size} s) must be a whole multiple of --chunk "
-                             f"({self.chunk} s) in every session", "--chunk",
-                             hint="e.g. --chunk equal to the bin width")
+            raise ParameterError("chunk", f"the bin width ({sessions[0].bin_size} s) must be a whole multiple of "
+                                 f"{{chunk}} ({self.chunk} s) in every session",
+                                 hint="e.g. {chunk} equal to the bin width")
         self.bin_ratio_ = int(round(r))
 
     def _embedding_names(self) -> set[str]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncli.core.errors import DataError, UsageError
+from ncli.core.errors import DataError, ParameterError
 from ncli.models.base import Estimator, check_array, check_fitted
 
 #: Default penalty grid (features are z-scored, so alpha is in units of samples).
@@ -81,7 +81,7 @@ class RidgeDecoder(Estimator):
     def _alpha_grid(self) -> np.ndarray:
         grid = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
         if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid < 0):
-            raise UsageError(f"alpha values must be finite and >= 0, got {list(grid)}", "--alpha")
+            raise ParameterError("alphas", f"alpha values must be finite and >= 0, got {list(grid)}")
         return grid
 
     def fit(self, X, Y, segments=None) -> "RidgeDecoder":

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ncli.core.errors import DataError, UsageError
+from ncli.core.errors import DataError, ParameterDataError, ParameterError, UsageError
 
 POPULATIONS = ("E", "I")
 PAIRS = ("EE", "EI", "IE", "II")  # "XY": to X from Y
@@ -868,8 +868,8 @@ def spectrum_numerics(W, theory: Theory, method: str = "auto", n_extra: int | No
             lam = np.asarray(err.eigenvalues)
             converged = False
             if lam.size < predicted.size:
-                raise DataError(f"ARPACK converged for {lam.size} of {k} eigenvalues",
-                                hint="use --method dense for N <= 20000") from None
+                raise ParameterDataError(f"ARPACK converged for {lam.size} of {k} eigenvalues",
+                                         hint="use {method} dense for N <= 20000") from None
         p99 = float("nan")
     lam = np.asarray(lam, dtype=complex)
     lam = lam[np.argsort(-np.abs(lam))]
@@ -930,7 +930,8 @@ def simulate_rates(W_J, spec: NetworkSpec, theory: Theory, duration: float, dt: 
     dt = tau / 10.0 if dt is None else dt
     n_steps = int(round(duration / dt))
     if n_steps < 10:
-        raise UsageError(f"simulation of {duration} s with dt {dt} s has fewer than 10 steps", "--simulate/--dt")
+        raise ParameterError("duration", f"simulation of {duration} s with dt {dt} s has fewer than 10 steps",
+                             where="{duration}/{dt}")
     pops = [spec.populations[p] for p in POPULATIONS]
     nE = pops[0].n
     xstar = np.concatenate([np.full(p.n, theory.fixed_point[i]) for i, p in enumerate(pops)])

@@ -45,8 +45,8 @@ def select_device(device: str):
 
     Raises
     ------
-    UsageError
-        ``cuda`` was requested and CUDA is not available.
+    ParameterError
+        ``cuda`` was requested and CUDA is not available (parameter ``device``).
     """
     return torch_device(device)
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncli.core.errors import UsageError
+from ncli.core.errors import ParameterError
 from ncli.models.base import Estimator, check_fitted, check_params
-from ncli.models.simulators import SimulatedSession
+from ncli.simulators.ou import ornstein_uhlenbeck
+from ncli.simulators.session import SimulatedSession
 
 
 class ReachSimulator(Estimator):
@@ -117,14 +118,14 @@ class ReachSimulator(Estimator):
             Invalid hyperparameters.
         """
         check_params([
-            (self.n_units >= 2, f"--units must be at least 2, got {self.n_units}", "--units"),
-            (self.n_sessions >= 1, f"--sessions must be at least 1, got {self.n_sessions}", "--sessions"),
-            (0 <= self.drop_fraction < 1, f"--drop-fraction must be in [0, 1), got {self.drop_fraction}",
-             "--drop-fraction"),
-            (self.new_units >= 0, f"--new-units must be >= 0, got {self.new_units}", "--new-units"),
-            (self.tau > 0, f"--tau must be > 0 s, got {self.tau}", "--tau"),
-            (self.speed > 0, f"--speed must be > 0, got {self.speed}", "--speed"),
-            (self.lag >= 0, f"--lag must be >= 0 s, got {self.lag}", "--lag"),
+            (self.n_units >= 2, f"{{n_units}} must be at least 2, got {self.n_units}", "n_units"),
+            (self.n_sessions >= 1, f"{{n_sessions}} must be at least 1, got {self.n_sessions}", "n_sessions"),
+            (0 <= self.drop_fraction < 1, f"{{drop_fraction}} must be in [0, 1), got {self.drop_fraction}",
+             "drop_fraction"),
+            (self.new_units >= 0, f"{{new_units}} must be >= 0, got {self.new_units}", "new_units"),
+            (self.tau > 0, f"{{tau}} must be > 0 s, got {self.tau}", "tau"),
+            (self.speed > 0, f"{{speed}} must be > 0, got {self.speed}", "speed"),
+            (self.lag >= 0, f"{{lag}} must be >= 0 s, got {self.lag}", "lag"),
             (0 < self.rate_range[0] <= self.rate_range[1], "rate range must be positive and ordered", "rate_range"),
         ])
         rng = np.random.default_rng([int(self.seed), 7])
@@ -162,18 +163,19 @@ class ReachSimulator(Estimator):
         ------
         NotFittedError
             Before :meth:`init_params`.
-        UsageError
+        ParameterError
             ``duration`` shorter than 2 s.
         """
         check_fitted(self)
         if not duration >= 2.0:
-            raise UsageError(f"--duration must be at least 2 s, got {duration}", "--duration")
+            raise ParameterError("duration", f"{{duration}} must be at least 2 s, got {duration}")
         dt = 1e-3
         n_lag = int(round(self.lag / dt))
         out = []
         for s in range(int(self.n_sessions)):
             rng = np.random.default_rng([int(self.seed), 11, s])
-            v = self._ou(duration + self.lag, rng, dt)
+            v = ornstein_uhlenbeck(rng, int(round((duration + self.lag) / dt)) + 1, self.tau, dt, n_dims=2,
+                                   sd=self.speed)  # exact AR(1) recursion
             n = int(round(duration / dt))
             drive = v[n_lag:n_lag + n] / self.speed  # v(t + lag) on the 1 ms grid
             units = np.flatnonzero(self.session_units_[s])
@@ -194,13 +196,3 @@ class ReachSimulator(Estimator):
                 trials={}, epochs=np.array([[0.0, n * dt]]),
             ))
         return out
-
-    def _ou(self, duration: float, rng: np.random.Generator, dt: float) -> np.ndarray:
-        """OU path via an exact AR(1) recursion, computed with a linear filter."""
-        from scipy.signal import lfilter
-
-        n = int(round(duration / dt)) + 1
-        a = np.exp(-dt / self.tau)
-        noise = rng.standard_normal((n, 2)) * self.speed * np.sqrt(1 - a * a)
-        noise[0] = rng.standard_normal(2) * self.speed
-        return lfilter([1.0], [1.0, -a], noise, axis=0)

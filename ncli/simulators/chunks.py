@@ -107,14 +107,14 @@ class ConceptChunkSimulator(Estimator):
             Invalid hyperparameters (e.g. ``subset_size > n_units``).
         """
         check_params([
-            (self.n_units >= 2, f"--units must be at least 2, got {self.n_units}", "--units"),
-            (self.n_concepts >= 1, f"--concepts must be at least 1, got {self.n_concepts}", "--concepts"),
+            (self.n_units >= 2, f"{{n_units}} must be at least 2, got {self.n_units}", "n_units"),
+            (self.n_concepts >= 1, f"{{n_concepts}} must be at least 1, got {self.n_concepts}", "n_concepts"),
             (1 <= self.subset_size <= self.n_units,
-             f"--subset-size must be in [1, {self.n_units}], got {self.subset_size}", "--subset-size"),
-            (self.n_bins >= 100, f"--bins must be at least 100, got {self.n_bins}", "--bins"),
-            (self.bin_size > 0, f"--bin-size must be > 0 s, got {self.bin_size}", "--bin-size"),
-            (self.extra_rate > 0, f"--extra-rate must be > 0 Hz, got {self.extra_rate}", "--extra-rate"),
-            (0 < self.occupancy < 0.9, f"--occupancy must be in (0, 0.9), got {self.occupancy}", "--occupancy"),
+             f"{{subset_size}} must be in [1, {self.n_units}], got {self.subset_size}", "subset_size"),
+            (self.n_bins >= 100, f"{{n_bins}} must be at least 100, got {self.n_bins}", "n_bins"),
+            (self.bin_size > 0, f"{{bin_size}} must be > 0 s, got {self.bin_size}", "bin_size"),
+            (self.extra_rate > 0, f"{{extra_rate}} must be > 0 Hz, got {self.extra_rate}", "extra_rate"),
+            (0 < self.occupancy < 0.9, f"{{occupancy}} must be in (0, 0.9), got {self.occupancy}", "occupancy"),
         ])
         rng = np.random.default_rng([int(self.seed), 60])
         N, K = int(self.n_units), int(self.n_concepts)
@@ -230,14 +230,14 @@ class SequenceChunkSimulator(Estimator):
             Invalid hyperparameters (e.g. no filler state left).
         """
         check_params([
-            (self.n_units >= 8, f"--units must be at least 8, got {self.n_units}", "--units"),
-            (self.chunk_length >= 2, f"--chunk-length must be at least 2, got {self.chunk_length}",
-             "--chunk-length"),
+            (self.n_units >= 8, f"{{n_units}} must be at least 8, got {self.n_units}", "n_units"),
+            (self.chunk_length >= 2, f"{{chunk_length}} must be at least 2, got {self.chunk_length}",
+             "chunk_length"),
             (self.n_states >= self.chunk_length + 2,
-             f"--states must be at least --chunk-length + 2, got {self.n_states}", "--states"),
-            (self.n_repeats >= 10, f"--repeats must be at least 10, got {self.n_repeats}", "--repeats"),
-            (self.bin_size > 0, f"--bin-size must be > 0 s, got {self.bin_size}", "--bin-size"),
-            (self.on_rate > self.off_rate >= 0, "--on-rate must exceed --off-rate >= 0", "--on-rate"),
+             f"{{n_states}} must be at least {{chunk_length}} + 2, got {self.n_states}", "n_states"),
+            (self.n_repeats >= 10, f"{{n_repeats}} must be at least 10, got {self.n_repeats}", "n_repeats"),
+            (self.bin_size > 0, f"{{bin_size}} must be > 0 s, got {self.bin_size}", "bin_size"),
+            (self.on_rate > self.off_rate >= 0, "{on_rate} must exceed {off_rate} >= 0", "on_rate"),
         ])
         rng = np.random.default_rng([int(self.seed), 62])
         N, S = int(self.n_units), int(self.n_states)

@@ -1,0 +1,39 @@
+"""``decode --method kalman``: the Kalman-filter decoder (:class:`ncli.models.kalman.KalmanDecoder`).
+
+State = behaviour (+ its per-bin derivative, ``--derivative``), observation =
+features; A, W, H, Q by least squares on the training bins; steady-state
+filter, restarted at every gap (Wu et al. 2003, 2006).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ncli.methods.decode._base import LinearMethod
+from ncli.methods.registry import Example, option, register
+from ncli.models.kalman import KalmanDecoder
+
+
+@dataclass
+class KalmanConfig:
+    latents: Optional[str] = option(None, "Decode from latents/NAME instead of counts.")
+    sqrt: bool = option(True, "Square-root transform counts (ignored for --latents).", secondary="--no-sqrt")
+    derivative: bool = option(True, "Add the behaviour's temporal derivative to the state.",
+                              secondary="--no-derivative")
+
+
+@register
+class Kalman(LinearMethod):
+    """Kalman filter with the behaviour (and its derivative) as state."""
+
+    name = "kalman"
+    summary = "Kalman filter, behaviour (+ derivative) as state"
+    Config = KalmanConfig
+    estimator = KalmanDecoder
+    invariances = ("seed", "causal")
+    example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10"),),
+                      args=("--target", "velocity", "--folds", "2"))
+
+    def make_model(self):
+        return KalmanDecoder(derivative=self.config.derivative)
