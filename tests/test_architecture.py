@@ -71,3 +71,32 @@ def test_every_saved_estimator_class_has_a_registered_id():
                 and c.__name__ != "SequenceDecoder"}
     missing = sorted(c.__name__ for c in concrete if c.model_id not in ids.MODEL_IDS)
     assert not missing, missing
+
+
+def test_load_model_reads_every_model_of_a_v010_store_through_its_alias():
+    """0.1.0 wrote module paths as `class`; they resolve through the alias table, moved modules included."""
+    import numpy as np
+    import zarr
+
+    from ncli.core.errors import DataError
+    from ncli.models.base import Estimator, load_model
+    from ncli.models.nuclr import NuCLR
+    from ncli.models.possm import POSSMDecoder
+    from ncli.models.ridge import RidgeDecoder
+    from ncli.simulators import ReachSimulator
+
+    root = zarr.open_group(str(ROOT / "tests" / "fixtures" / "store_v010.zarr"), mode="r")
+    want = {"models/ridge_velocity/reach0": RidgeDecoder, "models/possm_velocity/reach0": POSSMDecoder,
+            "models/nuclr": NuCLR, "models/truth": ReachSimulator}
+    for path, klass in want.items():
+        model = load_model(root[path])
+        assert type(model) is klass, path
+        again = klass.from_group(root[path])
+        for name in klass._learned:
+            assert np.array_equal(getattr(model, name), getattr(again, name)), (path, name)
+    assert set(load_model(root["models/possm_velocity/reach0"]).weights_)  # its own from_group ran
+    assert set(Estimator.from_group(root["models/nuclr"]).weights_)
+    with pytest.raises(DataError, match="saved model is a ncli.models.nuclr.NuCLR, not a RidgeDecoder"):
+        RidgeDecoder.from_group(root["models/nuclr"])
+    with pytest.raises(DataError, match="refusing to load model class 'ridge decoder of velocity'"):
+        load_model(root["models/ridge_velocity"])  # a 0.1.0 summary group, not an estimator

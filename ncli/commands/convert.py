@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -144,6 +145,36 @@ def convert(
     """
     paths = [Path(p).expanduser() for p in inputs]
     kinds = [_kind(p) for p in paths]
+    _check_options(paths, kinds, counts=counts, behavior=behavior, time=time, t_start=t_start,
+                   spike_times=spike_times, spike_clusters=spike_clusters, circular=circular, frame_rate=frame_rate,
+                   all_rois=all_rois, bin_size=bin_size)
+    spec = _arrays_spec(counts=counts, behavior=behavior, time=time, t_start=t_start, bin_size=bin_size,
+                        transpose=transpose, circular=circular, spike_times=spike_times,
+                        spike_clusters=spike_clusters)
+    plan = _plan(paths, kinds, spec)
+    identity = [_identity(p, kind) for p, kind, _ in plan]
+    params = {
+        "bin_size": bin_size, "sessions": [s for _, _, sids in plan for s in sids], "kinds": kinds,
+        "counts": spec.counts, "behavior": list(behavior or []), "time": time, "t_start": t_start,
+        "transpose": spec.transpose, "circular": spec.circular, "spike_times": spike_times,
+        "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
+        "allow_no_units": allow_no_units,
+    }
+    build = functools.partial(_build, plan=plan, identity=identity, spec=spec,
+                              bin_size=bin_size if bin_size is not None else DEFAULT_BIN_SIZE,
+                              frame_rate=frame_rate, all_rois=all_rois, allow_no_units=allow_no_units)
+    write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
+                 no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)
+
+
+def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, time, t_start, spike_times,
+                   spike_clusters, circular, frame_rate, all_rois, bin_size) -> None:
+    """Refuse options that do not fit the inputs' kinds, and non-finite or non-positive numbers.
+
+    Raises
+    ------
+    UsageError
+    """
     array_opts = {"--counts": counts, "--behavior": behavior, "--time": time, "--t-start": t_start,
                   "--spike-times": spike_times, "--spike-clusters": spike_clusters, "--circular": circular}
     given = [k for k, v in array_opts.items() if v]
@@ -171,6 +202,17 @@ def convert(
     finite(bin_size, "--bin-size", positive=True)
     finite(t_start, "--t-start")
     finite(frame_rate, "--frame-rate", positive=True)
+
+
+def _arrays_spec(*, counts, behavior, time, t_start, bin_size, transpose, circular, spike_times,
+                 spike_clusters) -> arr.ArraysSpec:
+    """What to read from .mat/.npz files (``--counts``, ``--behavior``, ...).
+
+    Raises
+    ------
+    UsageError
+        Two behaviours of one name, or a ``--circular`` that names no behaviour.
+    """
     spec = arr.ArraysSpec(counts=list(counts or []),
                           behavior=[arr.parse_behavior_spec(b) for b in (behavior or [])],
                           time=time, t_start=t_start, bin_size=bin_size, transpose=transpose.value,
@@ -181,7 +223,11 @@ def convert(
     for c in spec.circular:
         if c not in names:
             raise UsageError(f"--circular {c} names no --behavior", "--circular")
+    return spec
 
+
+def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tuple[Path, str, list[str]]]:
+    """(path, kind, session ids) per input: one session each, one per --counts variable of an array file."""
     taken: set[str] = set()
     plan: list[tuple[Path, str, list[str]]] = []
     for p, kind in zip(paths, kinds):
@@ -194,37 +240,26 @@ def convert(
         else:
             sids = [_session_id(stem, taken)]
         plan.append((p, kind, sids))
-    identity = [_identity(p, kind) for p, kind, _ in plan]
-    nwb_bin = bin_size if bin_size is not None else DEFAULT_BIN_SIZE
-    params = {
-        "bin_size": bin_size, "sessions": [s for _, _, sids in plan for s in sids], "kinds": kinds,
-        "counts": spec.counts, "behavior": list(behavior or []), "time": time, "t_start": t_start,
-        "transpose": spec.transpose, "circular": spec.circular, "spike_times": spike_times,
-        "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
-        "allow_no_units": allow_no_units,
-    }
+    return plan
 
-    def build(w: StoreWriter) -> None:
-        for (p, kind, sids), sha in zip(plan, identity):
-            try:
-                if kind == "nwb":
-                    grids = [convert_nwb(w, p, sids[0], bin_size=nwb_bin, sha256=sha,
-                                         allow_no_units=allow_no_units)]
-                elif kind == "suite2p":
-                    grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois,
-                                                 sha256=sha)]
-                elif spec.counts:
-                    grids = arr.convert_counts(w, arr.ArrayFile(p), sids, spec, sha256=sha)
-                else:
-                    grids = [arr.convert_spike_arrays(w, arr.ArrayFile(p), sids[0], spec, bin_size=nwb_bin,
-                                                      sha256=sha)]
-            except NcliError as err:
-                if not err.where:
-                    err.where = str(p)
-                raise
-            for sid, g in zip(sids, grids):
-                log.info("session %s: %d bins of %g s from %.6g s (%s)", sid, g.n_bins, g.bin_size, g.t_start,
-                         p.name)
 
-    write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
-                 no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)
+def _build(w: StoreWriter, *, plan, identity: list[str], spec: arr.ArraysSpec, bin_size: float,
+           frame_rate: float | None, all_rois: bool, allow_no_units: bool) -> None:
+    """Convert every input into its session(s) of the store being written."""
+    for (p, kind, sids), sha in zip(plan, identity):
+        try:
+            if kind == "nwb":
+                grids = [convert_nwb(w, p, sids[0], bin_size=bin_size, sha256=sha, allow_no_units=allow_no_units)]
+            elif kind == "suite2p":
+                grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois, sha256=sha)]
+            elif spec.counts:
+                grids = arr.convert_counts(w, arr.ArrayFile(p), sids, spec, sha256=sha)
+            else:
+                grids = [arr.convert_spike_arrays(w, arr.ArrayFile(p), sids[0], spec, bin_size=bin_size,
+                                                  sha256=sha)]
+        except NcliError as err:
+            if not err.where:
+                err.where = str(p)
+            raise
+        for sid, g in zip(sids, grids):
+            log.info("session %s: %d bins of %g s from %.6g s (%s)", sid, g.n_bins, g.bin_size, g.t_start, p.name)

@@ -12,8 +12,10 @@ Two modes, decided by the options:
   a fitted transition matrix (``A_`` of ``fit-lds`` or ``align``), so dynamics
   of different states can be compared. The output layer's parent is STORE.
 
-Writes ``spectra/<NAME>/`` (docs/store.md, "Extensions"). The numerics live in
-:mod:`ncli.models.spectral`.
+Writes ``spectra/<NAME>/`` (docs/store.md, "Extensions"). The two analyses
+live in :mod:`ncli.methods.spectrum` (``network``, ``dynamics``), the numerics in
+:mod:`ncli.models.spectral`. ``--method`` is the eigensolver, not a registered
+method (see :mod:`ncli.methods.spectrum`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
 from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, check_result_name,
