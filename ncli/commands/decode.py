@@ -23,7 +23,7 @@ from ncli.commands._common import (Debug, Device, InputStore, NoCache, Output, O
                                    open_input, write_result)
 from ncli.commands._methods import Plan, method_command
 from ncli.core.errors import DataError, UsageError
-from ncli.methods.decode._base import Request, parse_target  # noqa: F401  (parse_target: imported from here before)
+from ncli.methods.decode._base import Request
 
 
 def _resolve(method: str, common: dict) -> str:

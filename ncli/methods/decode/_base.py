@@ -111,8 +111,9 @@ class DecodeMethod(Method):
 class BehaviourMethod(DecodeMethod):
     """A decoder of a behaviour (``binned/behavior/NAME``), evaluated by the harness.
 
-    Subclasses define :meth:`learner` (the estimator wrapped for the harness),
-    :meth:`features` (provenance), :meth:`params` and may refine :meth:`prepare`.
+    A subclass's :meth:`job` calls :meth:`prepare` (target, split, checks), reads
+    its inputs (:func:`load_session`), wraps its estimator in a harness learner
+    and returns :meth:`evaluate`.
     """
 
     def latents(self) -> str | None:
@@ -125,7 +126,7 @@ class BehaviourMethod(DecodeMethod):
             raise UsageError(f"--lags must be >= 0, got {req.lags}", "--lags")
 
     def split(self, sessions: list[str], req: Request) -> harness.Split:
-        """The split the request asks for, and the sessions it uses (checked)."""
+        """The split the request asks for (sessions checked against the store, folds >= 2 for K-fold)."""
         if req.by_session:
             train, test = session_split(sessions, (req.train_sessions or "").split(","),
                                         (req.test_sessions or "").split(","))
@@ -162,8 +163,8 @@ class BehaviourMethod(DecodeMethod):
                                  hint=f"latents: {', '.join(avail) or '(none; run ncli embed first)'}")
         return name, colspec, split, used
 
-    def evaluate(self, src: Store, req: Request, *, name: str, split: harness.Split, data: dict,
-                 learner: Any, features: dict, params: dict) -> Job:
+    def evaluate(self, *, name: str, split: harness.Split, data: dict, learner: Any, features: dict,
+                 params: dict) -> Job:
         """The job that runs the harness with ``learner`` and writes the summary group."""
         method = self.name
         layout = harness.Layout(method, name, features,
@@ -286,5 +287,5 @@ class LinearMethod(BehaviourMethod):
         features = {"source": f"latents/{c.latents}" if c.latents else "binned/counts",
                     "sqrt": bool(c.sqrt and not c.latents), "lags": req.lags}
         learner = LinearLearner(self.make_model, X, {s: d.fit_values() for s, d in data.items()}, n_inputs)
-        return self.evaluate(src, req, name=name, split=split, data=data, learner=learner, features=features,
+        return self.evaluate(name=name, split=split, data=data, learner=learner, features=features,
                              params=self.params(req, split))

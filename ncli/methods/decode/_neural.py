@@ -29,7 +29,7 @@ from ncli.formats.store import Store
 from ncli.formats.view import SessionView
 from ncli.methods import harness
 from ncli.methods.decode._base import BehaviourMethod, Request, load_session
-from ncli.methods.registry import _base_type, fields_of, option
+from ncli.methods.registry import fields_of, option
 from ncli.methods.results import Job
 
 log = logging.getLogger("ncli")
@@ -96,7 +96,7 @@ class NeuralConfig:
                              hint="choose units or full")
         for f in fields_of(type(self)):  # integer sizes and counts: > 0 (floats are checked by the registry)
             value = getattr(self, f.name)
-            if _base_type(f.type) is int and value is not None and value <= 0:
+            if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
                 raise UsageError(f"{f.flag} must be > 0, got {float(value):g}", f.flag)
 
 
@@ -191,5 +191,4 @@ class NeuralMethod(BehaviourMethod):
         split.adapt, split.adapt_steps, split.refit = c.finetune, c.finetune_steps, c.refit
         learner = NeuralLearner(lambda: self.make_decoder(req.seed, req.device), sessions, finetune=c.finetune,
                                 finetune_steps=c.finetune_steps)
-        return self.evaluate(src, req, name=name, split=split, data=data, learner=learner, features=features,
-                             params=params)
+        return self.evaluate(name=name, split=split, data=data, learner=learner, features=features, params=params)
