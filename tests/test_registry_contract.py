@@ -122,7 +122,7 @@ def test_seed_determinism_and_model_round_trip(command, name, tmp_path, tmp_path
 @pytest.mark.parametrize("command,name", [x for x in ALL if registry.methods(x[0])[x[1]].estimator is not None],
                          ids=[i for i, x in zip(IDS, ALL) if registry.methods(x[0])[x[1]].estimator is not None])
 def test_clear_error_before_fitting(command, name):
-    est = registry.methods(command)[name].estimator
+    est = registry.methods(command)[name].estimator_class()
     model = est()
     use = next((getattr(model, f) for f in ("predict", "transform", "transform_windows") if hasattr(model, f)), None)
     assert use is not None, f"{est.__name__} has no predict/transform"

@@ -184,9 +184,11 @@ class Method:
         One line for ``--help`` and ``docs/``.
     Config : type
         A dataclass of :func:`option` fields; :class:`NoConfig` when there are none.
-    estimator : type, optional
-        The :class:`~ncli.models.base.Estimator` it fits (contract tests check its
-        save/load round trip and its error before fitting).
+    estimator : type or str, optional
+        The :class:`~ncli.models.base.Estimator` it fits, or its
+        ``"module:Class"`` path so the CLI need not import torch to list
+        methods (contract tests check its error before fitting and that the
+        method saves at least one).
     invariances : tuple of str
         Properties the generated contract tests check: ``"seed"``
         (determinism, every method), ``"permutation"`` (unit order does not
@@ -201,12 +203,21 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
-    estimator: ClassVar[type | None] = None
+    estimator: ClassVar[type | str | None] = None
     invariances: ClassVar[tuple[str, ...]] = ("seed",)
     example: ClassVar[Example | None] = None
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def estimator_class(cls) -> type | None:
+        """The estimator class (imported now when ``estimator`` is a ``"module:Class"`` path)."""
+        est = cls.estimator
+        if isinstance(est, str):
+            module, _, name = est.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return est
 
     @classmethod
     def fields(cls) -> list[Field]:

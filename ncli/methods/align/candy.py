@@ -96,6 +96,7 @@ class Candy(AlignMethod):
     """CANDY: rank-contrastive per-session encoders into a shared latent with shared linear dynamics."""
 
     name = "candy"
+    estimator = "ncli.models.candy:CANDY"
     summary = "rank-contrastive per-session encoders, shared latent dynamics"
     Config = CandyConfig
     example = Example(setup=(("simulate", "candy", "--sessions", "2", "--bins", "300"),),

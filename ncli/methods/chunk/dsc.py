@@ -37,6 +37,7 @@ class DSC(ChunkMethod):
     """Discrete sequence chunking."""
 
     name = "dsc"
+    estimator = "ncli.models.chunking:DiscreteSequenceChunking"
     summary = "discrete sequence chunking"
     Config = DSCConfig
     control_failed = {"n_chunks": 0, "compression": 0.0, "chunk_bin_fraction": 0.0}

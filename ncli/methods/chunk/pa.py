@@ -41,6 +41,7 @@ class PA(ChunkMethod):
     """Population averaging (supervised: ``--labels``)."""
 
     name = "pa"
+    estimator = "ncli.models.chunking:PopulationAveraging"
     summary = "population averaging, needs --labels"
     Config = PAConfig
     example = Example(setup=(("simulate", "chunks", "--bins", "300", "--units", "30", "--subset-size", "6"),),

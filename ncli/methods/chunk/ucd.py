@@ -33,6 +33,7 @@ class UCD(ChunkMethod):
     """Unsupervised chunk discovery."""
 
     name = "ucd"
+    estimator = "ncli.models.chunking:UnsupervisedChunkDiscovery"
     summary = "unsupervised chunk discovery"
     Config = UCDConfig
     example = Example(setup=(("simulate", "chunks", "--bins", "300", "--units", "30", "--subset-size", "6"),),

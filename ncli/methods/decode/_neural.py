@@ -147,7 +147,10 @@ def copy_decoder(model):
 class NeuralMethod(BehaviourMethod):
     """A neural decoder evaluated by the harness; subclasses define :meth:`make_decoder`."""
 
-    invariances = ("seed", "causal")
+    #: causal by construction (bins see only earlier spikes; tested bit for bit in tests/test_possm.py), but a
+    #: session split needs --finetune, which trains on the test session, so the contract's "causal" check
+    #: (train on one session, perturb the other) does not apply
+    invariances = ("seed",)
     #: reads ``binned/counts`` (the GRU) rather than spike times
     reads_counts = False
 

@@ -31,9 +31,9 @@ class Kalman(LinearMethod):
     summary = "Kalman filter, behaviour (+ derivative) as state"
     Config = KalmanConfig
     estimator = KalmanDecoder
-    invariances = ("seed", "causal")
-    example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10"),),
-                      args=("--target", "velocity", "--folds", "2"))
+    invariances = ("seed", "permutation", "causal")
+    example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--sessions", "2"),),
+                      args=("--target", "velocity", "--folds", "2"), split=("sim0", "sim1"))
 
     def make_model(self):
         return KalmanDecoder(derivative=self.config.derivative)

@@ -54,10 +54,9 @@ class POSSM(NeuralMethod):
     """POSSM decoder on spike times, trained in windows, run chunk by chunk (also online)."""
 
     name = "possm"
-    summary = "causal chunked spike-token decoder with a recurrent backbone; --stream decodes online"
+    summary = "causal chunked spike-token decoder with a recurrent backbone, also online"
     Config = POSSMConfig
     estimator = POSSMDecoder
-    invariances = ("seed", "causal", "stream")
     example = Example(setup=(("simulate", "reach", "--units", "12", "--duration", "30"),),
                       args=("--target", "velocity", "--steps", "5", "--folds", "2", "--hidden", "16", "--no-refit"))
 

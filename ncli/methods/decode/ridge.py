@@ -33,9 +33,9 @@ class Ridge(LinearMethod):
     summary = "lagged ridge regression, penalty by generalised cross-validation"
     Config = RidgeConfig
     estimator = RidgeDecoder
-    invariances = ("seed", "causal")
-    example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10"),),
-                      args=("--target", "velocity", "--lags", "2", "--folds", "2"))
+    invariances = ("seed", "permutation", "causal")
+    example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--sessions", "2"),),
+                      args=("--target", "velocity", "--lags", "2", "--folds", "2"), split=("sim0", "sim1"))
 
     def alphas(self) -> tuple:
         """The penalty grid: ``--alpha`` parsed, or the default grid.

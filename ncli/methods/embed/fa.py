@@ -17,6 +17,7 @@ class FA(FactorMethod):
     """Per-session factor-analysis latents."""
 
     name = "fa"
+    estimator = "ncli.models.factor:FAEmbedding"
     summary = "per bin, factor analysis per session"
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),
                       args=("--dim", "3"))

@@ -45,6 +45,7 @@ class Nuclr(EmbedMethod):
     """NuCLR per-neuron embeddings (trained here, or zero-shot with ``--model``)."""
 
     name = "nuclr"
+    estimator = "ncli.models.nuclr:NuCLR"
     summary = "per neuron, contrastive identity from population context"
     Config = NuclrConfig
     example = Example(setup=(("simulate", "nuclr", "--sessions", "2", "--duration", "20", "--min-units", "8",

@@ -16,6 +16,7 @@ class PCA(FactorMethod):
     """Per-session PCA latents."""
 
     name = "pca"
+    estimator = "ncli.models.factor:PCAEmbedding"
     summary = "per bin, principal components per session"
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),
                       args=("--dim", "3"))

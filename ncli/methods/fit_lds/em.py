@@ -29,6 +29,7 @@ class EM(LdsMethod):
     """EM for one LDS shared by every session, initialised by subspace identification."""
 
     name = "em"
+    estimator = "ncli.models.lds:LinearDynamicalSystem"
     summary = "EM started from subspace identification"
     Config = EMConfig
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),

@@ -17,6 +17,7 @@ class SSID(LdsMethod):
     """Subspace identification of one LDS shared by every session."""
 
     name = "ssid"
+    estimator = "ncli.models.lds:LinearDynamicalSystem"
     summary = "subspace identification only"
     Config = LdsConfig
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),
