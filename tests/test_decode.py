@@ -233,3 +233,56 @@ def test_real_m1_hand_velocity(m1_store, tmp_path, monkeypatch, method, lags, th
     assert m["r2"][2] is None
     assert m["r2_mean"] == pytest.approx(np.mean(m["r2"][:2]))
     assert m["r2_mean"] >= threshold, m
+
+
+# ----------------------------------------------------------------------------- popmean (the baseline)
+
+
+def _gain_store(location: Path, n_units: int = 40, duration: float = 200.0, seed: int = 0) -> str:
+    """Units sharing one slow gain g(t) (Poisson, 10 Hz x g); behaviour 'gain' is g itself."""
+    rng = np.random.default_rng(seed)
+    dt = 0.01
+    t = np.arange(0.0, duration, dt)
+    g = np.exp(0.6 * np.sin(2 * np.pi * t / 7.0) + 0.4 * np.sin(2 * np.pi * t / 2.3))
+    spikes = []
+    for _ in range(n_units):
+        counts = rng.poisson(10.0 * g * dt * rng.uniform(0.5, 1.5))
+        spikes.append(np.sort(np.repeat(t, counts) + rng.uniform(0, dt, counts.sum())))
+    with StoreWriter(str(location), command="convert") as w:
+        write_session(w, "s0", units=UnitsSource(np.array([f"u{k}" for k in range(n_units)]),
+                                                 np.array([""] * n_units), lambda u: spikes[u]),
+                      bin_size=0.05, t_start=0.0, t_stop=duration,
+                      behavior={"gain": BehaviorSeries(t, g, unit="", columns=["gain"])})
+    return str(location)
+
+
+def test_popmean_carries_the_gain_but_not_the_population_code(tmp_path):
+    """Ground truth both ways: the LDS velocity is a zero-mean readout (the population mean carries
+    almost none of it, ridge on the units does); a shared gain is the population mean itself."""
+    sim = tmp_path / "lds.zarr"
+    assert runner.invoke(app, ["simulate", "lds", "--duration", 120, "--units", 30, "--seed", 1, "-o", str(sim)]
+                         ).exit_code == 0
+    r2 = {}
+    for method in ("popmean", "ridge"):
+        out = tmp_path / f"{method}.zarr"
+        res = runner.invoke(app, ["decode", str(sim), "--method", method, "--target", "velocity", "--lags", 3,
+                                  "-o", str(out)])
+        assert res.exit_code == 0, res.stderr
+        r2[method] = Store.open(str(out)).attrs(f"sessions/sim0/predictions/{method}_velocity")["metrics"]["r2_mean"]
+    assert r2["popmean"] < 0.1 and r2["ridge"] > 0.3, r2
+    gain = _gain_store(tmp_path / "gain.zarr")
+    out = tmp_path / "g.zarr"
+    res = runner.invoke(app, ["decode", gain, "--method", "popmean", "--target", "gain", "-o", str(out)])
+    assert res.exit_code == 0, res.stderr
+    st = Store.open(str(out))
+    m = st.attrs("sessions/s0/predictions/popmean_gain")["metrics"]
+    assert m["r2_mean"] > 0.8, m
+    model = Estimator.from_group(st.root["models/popmean_gain/s0"])
+    assert model.coef_.shape == (1, 1)  # one feature: the population mean (no lags)
+    assert st.attrs("sessions/s0/predictions/popmean_gain")["features"]["source"] == "binned/counts (population mean)"
+
+
+def test_popmean_takes_only_its_options(tmp_path):
+    res = runner.invoke(app, ["decode", "x.zarr", "--method", "popmean", "--latents", "pca", "--target", "v"])
+    assert res.exit_code == 2
+    assert "--latents applies to --method ridge, kalman only" in res.stderr

@@ -156,8 +156,10 @@ class Example:
     Attributes
     ----------
     setup : list of list of str
-        Commands that make the input, each writing ``{input}`` (the first) or
-        ``{setup<i>}``; e.g. ``[["simulate", "reach", "--duration", "30"]]``.
+        A chain of commands that makes the input: step ``i`` writes
+        ``{setup<i>}`` and may name earlier outputs; the last one is the
+        input, e.g. ``[["simulate", "nuclr"], ["embed", "{setup0}", "--method",
+        "nuclr", "--steps", "3"]]``.
     args : list of str
         The method's own arguments after ``ncli <command> {input} --method M``.
     split : (str, str), optional

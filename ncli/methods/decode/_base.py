@@ -179,8 +179,11 @@ class BehaviourMethod(DecodeMethod):
 
 
 def load_session(src: Store, sid: str, *, target: str, colspec, latents: str | None, sqrt: bool,
-                 lags: int) -> tuple[harness.Behaviour, np.ndarray, int]:
+                 lags: int, transform: Callable | None = None) -> tuple[harness.Behaviour, np.ndarray, int]:
     """One session's target and (lagged) features.
+
+    ``transform(F) -> F'`` (optional) maps the (T, F) features before lagging
+    (e.g. the population mean of :mod:`ncli.methods.decode.popmean`).
 
     Returns
     -------
@@ -209,6 +212,8 @@ def load_session(src: Store, sid: str, *, target: str, colspec, latents: str | N
             F = sqrt_counts(F)
     if F.shape[0] != T:
         raise DataError(f"features have {F.shape[0]} bins but the target has {T}", f"session {sid}")
+    if transform is not None:
+        F = transform(F)
     X, usable = lag_features(F, lags, valid)
     usable &= np.all(np.isfinite(t.Y), axis=1)
     return harness.Behaviour(t.Y, usable, t.columns, t.circular, t.unit), X, F.shape[1]
@@ -261,10 +266,19 @@ class LinearMethod(BehaviourMethod):
         """A new unfitted estimator with this method's options."""
         raise NotImplementedError
 
+    def transform(self, F: np.ndarray) -> np.ndarray:
+        """Features (T, F) -> the estimator's inputs before lagging (default: unchanged)."""
+        return F
+
+    def feature_source(self) -> str:
+        """What the features are, recorded in the ``features`` attribute of the result."""
+        latents = getattr(self.config, "latents", None)
+        return f"latents/{latents}" if latents else "binned/counts"
+
     def params(self, req: Request, split: harness.Split) -> dict:
         """The parameters that identify the result (run cache, history, ``models/<label>`` config)."""
         c = self.config
-        return {"method": self.name, "target": req.target, "latents": c.latents, "lags": req.lags,
+        return {"method": self.name, "target": req.target, "latents": getattr(c, "latents", None), "lags": req.lags,
                 "folds": req.folds, "train_sessions": split.train, "test_sessions": split.test,
                 "alpha": self.alpha_param(), "derivative": getattr(c, "derivative", None), "sqrt": c.sqrt,
                 "seed": req.seed}
@@ -276,16 +290,18 @@ class LinearMethod(BehaviourMethod):
     def job(self, src: Store, req: Request) -> Job:
         name, colspec, split, used = self.prepare(src, req)
         c = self.config
+        latents = getattr(c, "latents", None)
+        transform = None if type(self).transform is LinearMethod.transform else self.transform
         data, X, n_inputs = {}, {}, {}
         for sid in used:
             data[sid], X[sid], n_inputs[sid] = load_session(src, sid, target=name, colspec=colspec,
-                                                            latents=c.latents, sqrt=c.sqrt, lags=req.lags)
+                                                            latents=latents, sqrt=c.sqrt, lags=req.lags,
+                                                            transform=transform)
         for sid, d in data.items():
             if d.usable.sum() < 3:
                 raise DataError(f"session '{sid}' has only {int(d.usable.sum())} usable bins "
                                 f"(valid, finite target, full lag window)", src.location)
-        features = {"source": f"latents/{c.latents}" if c.latents else "binned/counts",
-                    "sqrt": bool(c.sqrt and not c.latents), "lags": req.lags}
+        features = {"source": self.feature_source(), "sqrt": bool(c.sqrt and not latents), "lags": req.lags}
         learner = LinearLearner(self.make_model, X, {s: d.fit_values() for s, d in data.items()}, n_inputs)
         return self.evaluate(name=name, split=split, data=data, learner=learner, features=features,
                              params=self.params(req, split))

@@ -20,7 +20,7 @@ from ncli.core.errors import UsageError
 from ncli.formats.store import Store
 from ncli.methods import harness
 from ncli.methods.decode._base import DecodeMethod, Request
-from ncli.methods.registry import option, register
+from ncli.methods.registry import Example, option, register
 from ncli.methods.results import Job, write_neurons, write_summary
 
 log = logging.getLogger("ncli")
@@ -63,6 +63,10 @@ class Probe(DecodeMethod):
     name = "probe"
     summary = "logistic-regression probe of a unit label, with --target units/COLUMN"
     Config = ProbeConfig
+    example = Example(setup=(("simulate", "nuclr", "--sessions", "2", "--duration", "30", "--min-units", "12",
+                              "--max-units", "14"),
+                             ("embed", "{setup0}", "--method", "features")),
+                      args=("--target", "units/area", "--folds", "2"))
 
     def job(self, src: Store, req: Request) -> Job:
         if not req.target.startswith("units/"):

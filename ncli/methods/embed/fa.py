@@ -19,5 +19,6 @@ class FA(FactorMethod):
     name = "fa"
     estimator = "ncli.models.factor:FAEmbedding"
     summary = "per bin, factor analysis per session"
+    invariances = ("seed", "permutation")
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),
                       args=("--dim", "3"))

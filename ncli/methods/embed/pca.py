@@ -18,5 +18,6 @@ class PCA(FactorMethod):
     name = "pca"
     estimator = "ncli.models.factor:PCAEmbedding"
     summary = "per bin, principal components per session"
+    invariances = ("seed", "permutation")
     example = Example(setup=(("simulate", "lds", "--duration", "30", "--units", "10", "--bin-size", "0.05"),),
                       args=("--dim", "3"))
