@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from ncli.core.unit_features import unit_features  # noqa: E402
-from ncli.models.nuclr import NuCLR, probe_units, rankme, retrieval_top1  # noqa: E402
+from ncli.methods.harness import evaluate_units as probe_units  # noqa: E402
+from ncli.models.nuclr import NuCLR, rankme, retrieval_top1  # noqa: E402
 from ncli.simulators import NuclrSimulator  # noqa: E402
 
 

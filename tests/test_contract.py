@@ -134,12 +134,12 @@ def test_a_damaged_store_is_refused_with_one_line(workdir):
 def test_python_warnings_become_single_lines(workdir):
     import warnings
 
-    from ncli.commands._common import setup_logging
+    from ncli.commands._runtime import setup_logging
 
     setup_logging()
     proc = subprocess.run(
         [sys.executable, "-c",
-         "import warnings; from ncli.commands._common import setup_logging; setup_logging(); "
+         "import warnings; from ncli.commands._runtime import setup_logging; setup_logging(); "
          "warnings.warn('first line\\nsecond line', RuntimeWarning)"],
         capture_output=True, text=True)
     assert proc.stderr.strip() == "warning: first line second line (RuntimeWarning)"

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from ncli.cli import app
 from ncli.core.unit_features import count_features, spike_features, unit_features
 from ncli.formats.store import Store
-from ncli.models.nuclr import NuCLR, dcl_loss, probe_units, rankme, retrieval_top1
+from ncli.methods.harness import evaluate_units as probe_units
+from ncli.models.nuclr import NuCLR, dcl_loss, rankme, retrieval_top1
 from ncli.simulators import NuclrSimulator
 
 runner = CliRunner()

@@ -227,7 +227,7 @@ def method_command(command: str, *, default: str | None = None, required: bool =
 
         @functools.wraps(body)
         def wrapper(*args, **kwargs):
-            from ncli.commands._common import FLAGS
+            from ncli.commands._runtime import FLAGS
 
             ctx = kwargs.pop("ncli_ctx", None)
             name = kwargs.pop("method")

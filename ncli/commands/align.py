@@ -10,8 +10,9 @@ bins) and ``models/<method>`` with the metrics in its attributes; with
 
 from __future__ import annotations
 
-from ncli.commands._common import (Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice,
-                                   ncli_command, open_input, write_job)
+from ncli.commands._io import open_input, write_job
+from ncli.commands._options import Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, choice
+from ncli.commands._runtime import ncli_command
 from ncli.commands._methods import Plan, method_command
 from ncli.methods.align._base import AlignRun
 

@@ -21,8 +21,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, check_result_name,
-                                   finite, ncli_command, open_input, refuse_taken_name, write_job)
+from ncli.commands._io import open_input, refuse_taken_name, write_job
+from ncli.commands._options import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, check_result_name,
+                                    finite)
+from ncli.commands._runtime import ncli_command
 from ncli.commands._methods import Plan, method_command
 from ncli.core.errors import DataError
 from ncli.methods.chunk._base import ChunkRun

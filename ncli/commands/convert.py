@@ -12,8 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ncli.commands._common import (finite, Debug, NoCache, Output, Overwrite, Quiet, file_identity, ncli_command,
-                                   write_result)
+from ncli.commands._io import file_identity, write_result
+from ncli.commands._options import finite, Debug, NoCache, Output, Overwrite, Quiet
+from ncli.commands._runtime import ncli_command
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats import arrays as arr
 from ncli.formats.nwb import check_nwb_file, convert_nwb

@@ -17,8 +17,9 @@ and ``models/nuclr``; ``features`` writes hand-crafted per-neuron features
 
 from __future__ import annotations
 
-from ncli.commands._common import (Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
-                                   open_input, open_inputs, write_job)
+from ncli.commands._io import open_input, open_inputs, write_job
+from ncli.commands._options import Debug, Device, InputStore, NoCache, Output, Overwrite, Quiet, Seed
+from ncli.commands._runtime import ncli_command
 from ncli.commands._methods import Plan, method_command
 from ncli.core.errors import DataError
 from ncli.methods.embed._base import EmbedRun

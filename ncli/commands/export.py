@@ -7,8 +7,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, ncli_command,
-                                   open_input, write_result)
+from ncli.commands._io import open_input, write_result
+from ncli.commands._options import Debug, InputStore, NoCache, Output, Overwrite, Quiet
+from ncli.commands._runtime import ncli_command
 from ncli.core.errors import UsageError
 from ncli.core.progress import progress
 from ncli.formats.store import Store, StoreWriter, as_str_array

@@ -19,8 +19,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
-                                   open_input, write_job)
+from ncli.commands._io import open_input, write_job
+from ncli.commands._options import Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed
+from ncli.commands._runtime import ncli_command
 from ncli.commands._methods import Plan, method_command
 from ncli.core.errors import DataError, UsageError
 from ncli.methods.fit_lds._base import LdsRun

@@ -10,7 +10,9 @@ import numpy as np
 import typer
 import zarr
 
-from ncli.commands._common import Debug, InputStore, Quiet, ncli_command, open_input
+from ncli.commands._io import open_input
+from ncli.commands._options import Debug, InputStore, Quiet
+from ncli.commands._runtime import ncli_command
 from ncli.core.errors import StoreError
 from ncli.core.jsonutil import jsonable
 from ncli.formats.store import Store, validate

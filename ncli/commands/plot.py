@@ -28,7 +28,9 @@ from typing import Annotated, Callable, Optional
 import numpy as np
 import typer
 
-from ncli.commands._common import Debug, InputStore, Overwrite, Quiet, choice, ncli_command, open_input
+from ncli.commands._io import open_input
+from ncli.commands._options import Debug, InputStore, Overwrite, Quiet, choice
+from ncli.commands._runtime import ncli_command
 from ncli.core.errors import DataError, UsageError
 from ncli.formats.pipe import emit_location
 from ncli.formats.store import Store

@@ -15,8 +15,9 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from ncli.commands._common import (finite, Debug, NoCache, Output, Overwrite, Quiet, Seed, ncli_command,
-                                   set_flags, write_result)
+from ncli.commands._io import write_result
+from ncli.commands._options import finite, Debug, NoCache, Output, Overwrite, Quiet, Seed
+from ncli.commands._runtime import ncli_command, set_flags
 from ncli.core.errors import UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 from ncli.formats.store import StoreWriter, normalize_location
@@ -325,7 +326,7 @@ def chunks(
     models/truth; concepts also get intervals/concepts (start_time, stop_time,
     concept), sequence also chunks/truth/states. Prints the store location.
     """
-    from ncli.commands._common import choice
+    from ncli.commands._options import choice
     from ncli.simulators import ConceptChunkSimulator, SequenceChunkSimulator
 
     choice(variant, ["concepts", "sequence"], "--variant")

@@ -28,9 +28,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ncli.commands._common import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, check_result_name,
-                                   choice, file_identity, finite, ncli_command, open_input, refuse_taken_name,
-                                   set_flags, write_job)
+from ncli.commands._io import file_identity, open_input, refuse_taken_name, write_job
+from ncli.commands._options import (Debug, InputStore, NoCache, Output, Overwrite, Quiet, Seed, check_result_name,
+                                    choice, finite)
+from ncli.commands._runtime import ncli_command, set_flags
 from ncli.core.errors import UsageError
 from ncli.methods.spectrum.dynamics import dynamics_job
 from ncli.methods.spectrum.network import build_spec, check_network, network_job

@@ -1,7 +1,7 @@
 """Exception types shared by every layer of ncli.
 
 Every error a user can cause is an :class:`NcliError`. The command wrapper
-(``ncli.commands._common``) prints it as one line on stderr::
+(``ncli.commands._runtime``) prints it as one line on stderr::
 
     ncli <command>: error: <what> (<where>)
     hint: <hint>

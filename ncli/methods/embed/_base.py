@@ -41,7 +41,7 @@ class EmbedRun:
         ``open_store(location) -> Store``: opens a further store named by an option.
     open_stores : callable
         ``open_stores(locations, option=, input=, why=) -> list[Store]``: opens the
-        stores of a repeatable option (``ncli.commands._common.open_inputs``).
+        stores of a repeatable option (``ncli.commands._io.open_inputs``).
     """
 
     src: Store

@@ -60,7 +60,7 @@ class Nuclr(EmbedMethod):
         UsageError
             ``--dim``/``--steps``/``--batch-size``/``--train-with`` with ``--model``; a ``--model``
             store without ``models/nuclr``; an unavailable ``--device``; a ``--train-with`` refused by
-            :func:`ncli.commands._common.open_inputs`.
+            :func:`ncli.commands._io.open_inputs`.
         DataError
             (when written) a session shorter than one window, or without spikes and counts.
         """

@@ -1,185 +1,29 @@
-"""Glue shared by every command: options, error reporting, the run cache, output.
+"""Inputs and outputs of a command: opening input stores, the run cache, writing the result layer.
 
-A command body looks like::
-
-    @ncli_command("embed")
-    def embed(store: InputStore = None, ..., output: Output = None, overwrite: Overwrite = False,
-              no_cache: NoCache = False, quiet: Quiet = False, debug: Debug = False):
-        src = open_input(store)
-        def build(w: StoreWriter): ...
-        write_result("embed", parent=src, params={...}, build=build,
-                     output=output, overwrite=overwrite, no_cache=no_cache)
-
-``ncli_command`` turns every :class:`~ncli.core.errors.NcliError` into one line
-on stderr and the right exit code, handles Ctrl-C and SIGTERM (the store
-writer removes partial output), and sets up logging on stderr.
+:func:`open_input` resolves the STORE argument (or stdin) and validates the
+store; :func:`open_inputs` opens further stores a command reads
+(``embed --train-with``); :func:`write_result` / :func:`write_job` build the
+output layer atomically, or return the cached one, and print its location
+(the one line of stdout).
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import hashlib
 import json
 import logging
 import os
-import signal
 import sys
-import traceback
-import warnings
 from pathlib import Path
-from typing import Annotated, Callable, Optional
-
-import numpy as np
-import typer
+from typing import Callable
 
 from ncli import __version__
-from ncli.core import progress as _progress
-from ncli.core.errors import DataError, NcliError, ParameterError, StoreError, TemplatedError, UsageError
+from ncli.core.errors import DataError, StoreError, UsageError
 from ncli.formats.pipe import emit_location, read_location
 from ncli.formats.store import Store, StoreWriter, jsonable, normalize_location, validate
 
 log = logging.getLogger("ncli")
-_ORIGINAL_SHOWWARNING = warnings.showwarning
 
-# ----------------------------------------------------------------------------- option types
-
-InputStore = Annotated[
-    Optional[str],
-    typer.Argument(help="Input store (path or URL); '-' or omitted: read its location from stdin.",
-                   show_default=False),
-]
-Output = Annotated[
-    Optional[str],
-    typer.Option("--output", "-o", help="Output store location. Default: the run cache ($NCLI_CACHE).",
-                 show_default=False),
-]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing -o target.")]
-NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the run cache holds this result.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr; no progress bars.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed (>= 0); the same seed gives the same result.")]
-Device = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda or auto.")]
-
-
-# ----------------------------------------------------------------------------- error handling
-
-#: parameter name -> flag, for showing a model's ParameterError with the command's flag
-FLAGS: contextvars.ContextVar[dict] = contextvars.ContextVar("ncli_flags", default={})
-
-
-def set_flags(mapping: dict[str, str]) -> None:
-    """Add ``{parameter name: flag}`` pairs used to render :class:`ParameterError` (e.g. ``n_units`` -> ``--units``)."""
-    FLAGS.set({**FLAGS.get(), **mapping})
-
-
-def flag_of(name: str) -> str:
-    """The flag for a parameter name: the registered one, else ``--`` + the name with dashes."""
-    return FLAGS.get().get(name) or "--" + name.replace("_", "-")
-
-
-class Terminated(BaseException):
-    """Raised from the SIGTERM handler so cleanup runs as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):  # pragma: no cover - exercised through subprocess tests
-    raise Terminated()
-
-
-def format_error(command: str, err: NcliError) -> str:
-    """The one-line message for ``err``: ``ncli <command>: error: <what> (<where>)[; hint: ...]``."""
-    line = f"ncli {command}: error: {err.what}"
-    if err.where:
-        line += f" ({err.where})"
-    if err.hint:
-        line += f"; hint: {err.hint}"
-    return line.replace("\n", " ")
-
-
-def setup_logging(quiet: bool = False, debug: bool = False) -> None:
-    """Route the ``ncli`` logger to stderr at INFO (WARNING with ``--quiet``, DEBUG with ``--debug``)."""
-    logger = logging.getLogger("ncli")
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO))
-    _progress.configure(enabled=not quiet)
-    # Python warnings (numpy, sklearn, pynwb) become one line each on the same handler
-    warnings.showwarning = _show_warning if not debug else _ORIGINAL_SHOWWARNING
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    text = str(message).replace("\n", " ").strip()
-    logging.getLogger("ncli").warning("warning: %s (%s)", text, category.__name__)
-
-
-def ncli_command(name: str) -> Callable:
-    """Decorate a Typer command body with ncli's error, signal and logging conventions."""
-
-    def decorate(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            quiet = bool(kwargs.get("quiet", False))
-            debug = bool(kwargs.get("debug", False)) or os.environ.get("NCLI_DEBUG") == "1"
-            setup_logging(quiet, debug)
-            FLAGS.set({})
-            previous = None
-            try:
-                previous = signal.signal(signal.SIGTERM, _on_sigterm)
-            except ValueError:  # not in the main thread
-                previous = None
-            try:
-                return fn(*args, **kwargs)
-            except (typer.Exit, typer.Abort):
-                raise
-            except TemplatedError as err:  # ParameterError, ParameterDataError: parameter names -> flags
-                if debug:
-                    traceback.print_exc(file=sys.stderr)
-                print(format_error(name, err.render(flag_of)), file=sys.stderr)
-                raise typer.Exit(err.exit_code) from None
-            except NcliError as err:
-                if debug:
-                    traceback.print_exc(file=sys.stderr)
-                print(format_error(name, err), file=sys.stderr)
-                raise typer.Exit(err.exit_code) from None
-            except KeyboardInterrupt:
-                print(f"ncli {name}: error: interrupted; no output was written", file=sys.stderr)
-                raise typer.Exit(130) from None
-            except Terminated:
-                print(f"ncli {name}: error: terminated; no output was written", file=sys.stderr)
-                raise typer.Exit(143) from None
-            except BrokenPipeError:
-                # the reader of our stdout went away (e.g. `ncli info | head`): exit like SIGPIPE
-                try:
-                    sys.stdout = open(os.devnull, "w")
-                except OSError:
-                    pass
-                raise typer.Exit(141) from None
-            except MemoryError:
-                print(f"ncli {name}: error: out of memory", file=sys.stderr)
-                raise typer.Exit(1) from None
-            except Exception as exc:  # an ncli bug or an unforeseen data problem
-                if type(exc).__module__.split(".")[0] in ("click", "typer"):
-                    raise  # Typer's own usage errors (exit 2)
-                if debug:
-                    traceback.print_exc(file=sys.stderr)
-                msg = str(exc).replace("\n", " ")
-                print(f"ncli {name}: error: {exc.__class__.__name__}: {msg}; hint: run with --debug "
-                      "for the traceback and report it if the input looks valid", file=sys.stderr)
-                raise typer.Exit(1) from None
-            finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
-
-        return wrapper
-
-    return decorate
-
-
-# ----------------------------------------------------------------------------- inputs
 
 
 def open_input(argument: str | None, *, check: bool = True) -> Store:
@@ -257,25 +101,6 @@ def open_inputs(locations: list[str] | None, *, option: str, input: Store | None
         if not other.sessions():
             raise DataError("store has no sessions", other.location)
     return stores
-
-
-def finite(value: float | None, option: str, *, minimum: float | None = None, positive: bool = False,
-           maximum: float | None = None) -> float | None:
-    """Check a numeric option: finite, and within bounds when given (UsageError otherwise)."""
-    if value is None:
-        return None
-    if not np.isfinite(value):
-        raise UsageError(f"{option} must be a finite number, got {value}", option)
-    if positive and value <= 0:
-        raise UsageError(f"{option} must be > 0, got {value:g}", option)
-    if minimum is not None and value < minimum:
-        raise UsageError(f"{option} must be >= {minimum:g}, got {value:g}", option)
-    if maximum is not None and value > maximum:
-        raise UsageError(f"{option} must be <= {maximum:g}, got {value:g}", option)
-    return float(value)
-
-
-# ----------------------------------------------------------------------------- run cache
 
 
 def cache_dir() -> Path:
@@ -406,25 +231,6 @@ def write_job(command: str, parent: Store | None, job, *, output: str | None, ov
     return write_result(command, parent=parent, params=job.params, build=job.build, output=output,
                         overwrite=overwrite, no_cache=no_cache, inputs=job.inputs, identity=job.identity,
                         protect=job.protect)
-
-
-def choice(value: str, allowed: list[str], option: str) -> str:
-    """Validate a string option against its allowed values (UsageError otherwise)."""
-    if value not in allowed:
-        raise UsageError(f"invalid value '{value}' for {option}", option,
-                         hint=f"choose one of: {', '.join(allowed)}")
-    return value
-
-
-def check_result_name(name: str | None) -> None:
-    """Refuse a ``--name`` that is not one store path component (empty, with '/', or starting with '.').
-
-    Raises
-    ------
-    UsageError
-    """
-    if name is not None and (not name.strip() or "/" in name or name.startswith(".")):
-        raise UsageError(f"invalid --name '{name}' (one path component, not starting with '.')", "--name")
 
 
 def refuse_taken_name(src: Store, name: str, paths: list[str], what: str) -> None:
