@@ -1,4 +1,8 @@
-"""ncli convert on bad input: one error line, a non-zero exit, no output, an untouched input."""
+"""ncli convert on bad input: one error line, a non-zero exit, no output, an untouched input.
+
+Repaired real-world quirks (unsorted spikes, NaN or unordered behaviour timestamps) are
+tested in test_convert_quirks.py.
+"""
 
 from __future__ import annotations
 
@@ -82,26 +86,8 @@ def no_units_nothing(d: Path) -> Path:
     return write_nwb(d / "bare.nwb")
 
 
-def unsorted_spikes(d: Path) -> Path:
-    return write_nwb(d / "unsorted.nwb", spikes=[SPIKES[0], np.array([0.4, 0.2, 4.0])])
-
-
 def nan_spikes(d: Path) -> Path:
     return write_nwb(d / "nan.nwb", spikes=[SPIKES[0], np.array([0.2, np.nan, 4.0])])
-
-
-def nan_behaviour_times(d: Path) -> Path:
-    t = T.copy()
-    t[10] = np.nan
-    return write_nwb(d / "nanbeh.nwb", spikes=SPIKES,
-                     behavior={"x": {"timestamps": t, "data": T, "container": "BehavioralTimeSeries"}})
-
-
-def unordered_behaviour_times(d: Path) -> Path:
-    t = T.copy()
-    t[[10, 11]] = t[[11, 10]]
-    return write_nwb(d / "swap.nwb", spikes=SPIKES,
-                     behavior={"x": {"timestamps": t, "data": T, "container": "Position"}})
 
 
 def mat_file(d: Path) -> Path:
@@ -139,11 +125,7 @@ CASES = [
     ("truncated", truncated, [], 1, "cannot read NWB file"),
     ("no-units", no_units_with_behaviour, [], 1, "no units table"),
     ("no-units-nothing", no_units_nothing, ["--allow-no-units"], 1, "nothing to convert"),
-    ("unsorted", unsorted_spikes, [], 1, "unit 1 has spike times that are not sorted ascending"),
     ("nan-spikes", nan_spikes, [], 1, "unit 1 has 1 NaN or infinite spike times"),
-    ("nan-behaviour", nan_behaviour_times, [], 1, "behaviour 'x' has NaN or infinite timestamps"),
-    ("unordered-behaviour", unordered_behaviour_times, [], 1,
-     "behaviour 'x' has timestamps that are not strictly increasing"),
     ("mat-no-counts", mat_file, [], 2, "array files need --counts"),
     ("mat-unknown-var", mat_file, ["--counts", "Q", "--bin-size", "0.1"], 2, "no variable 'Q' in a.mat"),
     ("mat-ambiguous", mat_file, ["--counts", "Z", "--bin-size", "0.1"], 1, "cannot tell which axis of 'Z'"),

@@ -17,7 +17,7 @@ from ncli.commands._options import finite, Debug, NoCache, Output, Overwrite, Qu
 from ncli.commands._runtime import ncli_command
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats import arrays as arr
-from ncli.formats.nwb import check_nwb_file, convert_nwb
+from ncli.formats.nwb import check_nwb_file, convert_nwb, parse_units_where
 from ncli.formats.store import StoreWriter
 
 log = logging.getLogger("ncli")
@@ -117,6 +117,10 @@ def convert(
         "--all-rois", help="[suite2p] Keep every ROI, not only iscell == 1.")] = False,
     allow_no_units: Annotated[bool, typer.Option(
         "--allow-no-units", help="[NWB] Convert a file without a units table (behaviour and trials only).")] = False,
+    units_where: Annotated[Optional[list[str]], typer.Option(
+        "--units-where", metavar="COLUMN=VALUE[,VALUE...]", help="[NWB] Keep only units whose units-table column "
+        "equals one of the values (compared as strings), e.g. quality=good. Repeat to require several.",
+        show_default=False)] = None,
     output: Output = None,
     overwrite: Overwrite = False,
     no_cache: NoCache = False,
@@ -146,6 +150,9 @@ def convert(
     """
     paths = [Path(p).expanduser() for p in inputs]
     kinds = [_kind(p) for p in paths]
+    where = parse_units_where(units_where)
+    if where and any(k != "nwb" for k in kinds):
+        raise UsageError("--units-where applies to NWB inputs only", "--units-where")
     _check_options(paths, kinds, counts=counts, behavior=behavior, time=time, t_start=t_start,
                    spike_times=spike_times, spike_clusters=spike_clusters, circular=circular, frame_rate=frame_rate,
                    all_rois=all_rois, bin_size=bin_size)
@@ -161,9 +168,12 @@ def convert(
         "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
         "allow_no_units": allow_no_units,
     }
+    if units_where:
+        params["units_where"] = list(units_where)
     build = functools.partial(_build, plan=plan, identity=identity, spec=spec,
                               bin_size=bin_size if bin_size is not None else DEFAULT_BIN_SIZE,
-                              frame_rate=frame_rate, all_rois=all_rois, allow_no_units=allow_no_units)
+                              frame_rate=frame_rate, all_rois=all_rois, allow_no_units=allow_no_units,
+                              units_where=where)
     write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
                  no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)
 
@@ -245,12 +255,14 @@ def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tup
 
 
 def _build(w: StoreWriter, *, plan, identity: list[str], spec: arr.ArraysSpec, bin_size: float,
-           frame_rate: float | None, all_rois: bool, allow_no_units: bool) -> None:
+           frame_rate: float | None, all_rois: bool, allow_no_units: bool,
+           units_where: list[tuple[str, list[str]]] | None = None) -> None:
     """Convert every input into its session(s) of the store being written."""
     for (p, kind, sids), sha in zip(plan, identity):
         try:
             if kind == "nwb":
-                grids = [convert_nwb(w, p, sids[0], bin_size=bin_size, sha256=sha, allow_no_units=allow_no_units)]
+                grids = [convert_nwb(w, p, sids[0], bin_size=bin_size, sha256=sha, allow_no_units=allow_no_units,
+                                     units_where=units_where)]
             elif kind == "suite2p":
                 grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois, sha256=sha)]
             elif spec.counts:

@@ -95,6 +95,35 @@ def check_spike_times(times: np.ndarray, unit: str) -> np.ndarray:
     return times
 
 
+def sort_spike_times(times: np.ndarray, unit: str) -> tuple[np.ndarray, int]:
+    """One unit's spike times, finite and sorted ascending (repaired when out of order).
+
+    Real files assemble spikes trial by trial, so a unit's times may run
+    backwards; binned counts do not depend on spike order, so they are sorted
+    (stably) rather than refused.
+
+    Returns
+    -------
+    times : (S,) float64
+        Sorted spike times.
+    backward : int
+        Number of backward steps (``t[i+1] < t[i]``) in the input; 0 when it was sorted.
+
+    Raises
+    ------
+    DataError
+        NaN/inf spike times (the message names the unit).
+    """
+    times = np.asarray(times, dtype=np.float64).ravel()
+    if times.size and not np.all(np.isfinite(times)):
+        bad = int(np.count_nonzero(~np.isfinite(times)))
+        raise DataError(f"unit {unit} has {bad} NaN or infinite spike times")
+    backward = int(np.count_nonzero(np.diff(times) < 0)) if times.size > 1 else 0
+    if backward:
+        times = np.sort(times, kind="stable")
+    return times, backward
+
+
 def bin_spikes(times: np.ndarray, grid: Grid) -> np.ndarray:
     """Spike counts of one unit on ``grid``.
 
@@ -158,6 +187,65 @@ class RegularTimestamps:
     def __getitem__(self, item) -> np.ndarray:
         idx = np.arange(self.n)[item]
         return self.start + idx / self.rate
+
+
+@dataclass(frozen=True)
+class TimestampRepair:
+    """What :func:`repair_series` changed in a behaviour series."""
+
+    dropped_nan: int = 0  #: samples dropped because their timestamp was NaN or infinite
+    backward: int = 0  #: backward steps (``t[i+1] < t[i]``) among the finite timestamps
+    duplicates: int = 0  #: samples merged into an earlier sample with the same timestamp
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.dropped_nan or self.backward or self.duplicates)
+
+
+def repair_series(timestamps: np.ndarray, data: np.ndarray, *, circular: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, TimestampRepair]:
+    """Make a behaviour series' timestamps finite and strictly increasing.
+
+    Samples with NaN/infinite timestamps are dropped; the rest are sorted by
+    time (stable, so samples keep their order within equal times) and samples
+    sharing a timestamp are averaged into one (on the circle for ``circular``
+    series). NaN data values are kept as NaN (an average with a NaN is NaN).
+
+    Parameters
+    ----------
+    timestamps : (Tb,) float
+    data : (Tb,) or (Tb, D) float
+    circular : bool
+        Values are angles in radians.
+
+    Returns
+    -------
+    timestamps : (Tb',) float64, strictly increasing
+    data : (Tb', ...) float64
+    repair : TimestampRepair
+    """
+    t = np.asarray(timestamps, dtype=np.float64).ravel()
+    x = np.asarray(data, dtype=np.float64)
+    finite = np.isfinite(t)
+    dropped = int(t.size - np.count_nonzero(finite))
+    if dropped:
+        t, x = t[finite], x[finite]
+    backward = int(np.count_nonzero(np.diff(t) < 0)) if t.size > 1 else 0
+    if backward:
+        order = np.argsort(t, kind="stable")
+        t, x = t[order], x[order]
+    duplicates = int(np.count_nonzero(np.diff(t) == 0)) if t.size > 1 else 0
+    if duplicates:
+        t_out, first, counts = np.unique(t, return_index=True, return_counts=True)
+        flat = x.reshape(x.shape[0], -1)
+        if circular:
+            s = np.add.reduceat(np.sin(flat), first, axis=0)
+            c = np.add.reduceat(np.cos(flat), first, axis=0)
+            merged = np.arctan2(s, c)
+        else:
+            merged = np.add.reduceat(flat, first, axis=0) / counts[:, None]
+        t, x = t_out, merged.reshape((t_out.size,) + x.shape[1:])
+    return t, x, TimestampRepair(dropped, backward, duplicates)
 
 
 def _as_2d(block: np.ndarray) -> np.ndarray:

@@ -429,7 +429,7 @@ def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *,
     Raises
     ------
     DataError
-        Length mismatch, NaN or unsorted spike times within a cluster.
+        Length mismatch, NaN spike times (unsorted times within a cluster are sorted, with a warning).
     """
     times = np.asarray(af.get(spec.spike_times), dtype=np.float64).ravel()
     clusters = np.asarray(af.get(spec.spike_clusters)).ravel()

@@ -11,7 +11,15 @@ What is read
   the most common non-empty ``location`` of the unit's electrodes, else the
   units table's own ``location`` column, else the location of the unit's
   electrode group (its ``electrode_group`` column, or the group of its
-  electrodes), else ``''``.
+  electrodes), else ``''``. A structured location (``brain_region: ALM;
+  brain_subregion: N/A; ...``) gives its region as the area; the raw strings
+  are then kept in ``units/location``. Unsorted spike times are sorted per
+  unit (with one warning) by :func:`ncli.formats.session.write_session`.
+  The table is ``/units``, else a Units table found by its neurodata type in a
+  processing module or ``acquisition``. Its scalar per-unit columns (quality
+  labels, metrics) become ``units/<column>`` (``nwb_<column>`` when the store
+  owns the name) and the electrodes' x/y/z ``units/electrode_x|y|z``;
+  ``--units-where`` keeps matching units only.
 - behaviour: every ``TimeSeries``/``SpatialSeries`` in processing modules and
   in ``acquisition``, bare or inside the behaviour containers ``Position``,
   ``CompassDirection``, ``EyeTracking``, ``PupilTracking``,
@@ -20,7 +28,9 @@ What is read
   integer or boolean values is an event/TTL code series and is stored at native
   sampling only. ``CompassDirection`` series and series in radians (or
   degrees, converted) are circular. Other types (``ElectricalSeries``, images,
-  optical physiology, annotations) are skipped with a log line.
+  optical physiology, annotations) are skipped with a log line. Continuous
+  series with NaN timestamps lose those samples; unordered or duplicated
+  timestamps are sorted (stable) and duplicates averaged, with a warning.
 - ``trials`` -> ``trials/``; ``epochs`` and every other ``TimeIntervals`` table
   -> ``intervals/<table>/``. Ragged string columns (such as ``tags``) are
   joined with ``';'``; other ragged and compound columns are skipped with a
@@ -30,6 +40,7 @@ What is read
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -38,8 +49,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ncli.core.binning import Grid, RegularTimestamps
-from ncli.core.errors import DataError, NcliError
+from ncli.core.binning import Grid, RegularTimestamps, repair_series
+from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
 
 log = logging.getLogger("ncli")
@@ -52,6 +63,12 @@ EVENT_CONTAINERS = {"BehavioralEvents"}
 SERIES_TYPES = {"TimeSeries", "SpatialSeries"}
 #: Samples read at once when scanning timestamps or spike times.
 BLOCK = 1 << 20
+
+#: Arrays of ``units/`` that the store itself defines; a units-table column of such a name gets a ``nwb_`` prefix.
+RESERVED_UNIT_ARRAYS = {"id", "area", "spike_times", "spike_index", "location"}
+#: Units-table columns read otherwise (spikes, areas) or not per-unit scalars.
+_UNIT_SKIP = {"spike_times", "electrodes", "electrode_group", "obs_intervals", "waveform_mean", "waveform_sd",
+              "waveforms"}
 
 _RADIANS = {"radian", "radians", "rad"}
 _DEGREES = {"degree", "degrees", "deg"}
@@ -67,7 +84,8 @@ def check_nwb_file(path: str | Path) -> None:
     ------
     DataError
         Missing or empty file, not HDF5, HDF5 without the ``nwb_version``
-        attribute, or an HDF5 file that cannot be opened (truncated, corrupt).
+        attribute, an HDF5 file that cannot be opened (truncated, corrupt), or
+        an NWB 1.x file (version stored as a dataset, or a major version other than 2).
     """
     p = Path(path)
     if not p.exists():
@@ -79,14 +97,56 @@ def check_nwb_file(path: str | Path) -> None:
     if not h5py.is_hdf5(str(p)):
         raise DataError("not an NWB file: not an HDF5 file", str(p),
                         hint="ncli reads NWB 2 files stored as HDF5")
+    as_dataset = False
     try:
         with h5py.File(str(p), "r") as f:
             version = f.attrs.get("nwb_version")
+            if version is None and isinstance(f.get("nwb_version"), h5py.Dataset):
+                version = f["nwb_version"][()]  # NWB 1.x stores its version as a dataset
+                if isinstance(version, np.ndarray):
+                    version = version.ravel()[0] if version.size else ""
+                version = _str_array([version])[0] or "1.x"
+                as_dataset = True
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise DataError(f"cannot read NWB file: the HDF5 file is truncated or corrupt ({_short(exc)})",
                         str(p)) from None
     if version is None:
         raise DataError("not an NWB file: HDF5 file has no 'nwb_version' attribute", str(p))
+    version = _str_array([version])[0]
+    if as_dataset or _major(version) not in (None, 2):
+        raise DataError(f"unsupported NWB version '{version}': ncli reads NWB 2.x files", str(p),
+                        hint="re-export the recording as NWB 2.x (NWB 1.x files cannot be read by pynwb)")
+
+
+def nwb_version(path: str | Path) -> str:
+    """The ``nwb_version`` attribute of an NWB file ('' when absent or unreadable)."""
+    try:
+        with h5py.File(str(path), "r") as f:
+            return _str_array([f.attrs.get("nwb_version", "")])[0]
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return ""
+
+
+def _major(version: str) -> int | None:
+    """Major version of an NWB version string (``'NWB-1.0.6'`` -> 1, ``'2.0b'`` -> 2), None when unparsable."""
+    m = re.match(r"^\s*(?:NWB[-_ ]?)?(\d+)(?:\.|$|[a-z])", version, flags=re.IGNORECASE)
+    return int(m.group(1)) if m else None
+
+
+def is_prerelease(version: str) -> bool:
+    """True for NWB 2 versions that are not a release ``2.X.Y`` (``2.0b``, ``2.0.0b``, ``2.1.0-alpha``)."""
+    return _major(version) == 2 and re.match(r"^\s*2\.\d+\.\d+\s*$", version) is None
+
+
+def _read_failure(exc: BaseException, path: str) -> DataError:
+    """The DataError for a file pynwb failed to read; names a pre-release NWB version when that is the cause."""
+    version = nwb_version(path)
+    if is_prerelease(version):
+        return DataError(f"cannot read NWB file with nwb_version '{version}' (a pre-release of NWB 2): "
+                         f"NWB 2.x (2.0.0 or later) is required ({exc.__class__.__name__})", path,
+                         hint="re-export the file with a current pynwb or matnwb")
+    return DataError(f"cannot read NWB file: {_short(exc)}", path,
+                     hint="the file may be truncated, corrupt or not valid NWB 2")
 
 
 def _short(exc: BaseException) -> str:
@@ -102,6 +162,96 @@ def _str_array(values: Any) -> np.ndarray:
             v = v.decode("utf-8", errors="replace")
         out.append("" if v is None else str(v))
     return np.array(out, dtype=str) if out else np.zeros(0, dtype=str)
+
+
+#: Keys of a structured location string that name the brain area, in order of preference.
+_REGION_KEYS = ("brain_region", "brain_area", "region", "area", "location")
+_UNKNOWN = {"", "n/a", "na", "none", "unknown", "nan"}
+_PAIR = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*[:=]\s*(.*?)\s*$")
+
+
+def _structured_region(text: str) -> str | None:
+    """The region of a structured location string (``brain_region: ALM; brain_subregion: N/A; ...``).
+
+    Returns None when ``text`` is not made of ``key: value`` pairs separated by
+    ``;`` or has no region key; ``''`` when the region is unknown (``N/A``).
+    """
+    if ":" not in text and "=" not in text:
+        return None
+    pairs = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        m = _PAIR.match(part)
+        if m is None:
+            return None
+        pairs[m.group(1).strip().lower().replace(" ", "_")] = m.group(2)
+    for key in _REGION_KEYS:
+        if key in pairs:
+            value = pairs[key].strip()
+            return "" if value.lower() in _UNKNOWN else value
+    return None
+
+
+def _blocks(start: int, stop: int):
+    """``(a, b)`` slices of at most BLOCK samples covering ``[start, stop)``."""
+    for a in range(start, stop, BLOCK):
+        yield a, min(stop, a + BLOCK)
+
+
+def _object_path(obj: Any) -> str:
+    """Path of a container inside the file, from its parents (``processing/ecephys/units``)."""
+    parts = []
+    while obj is not None and _ntype(obj) != "NWBFile":
+        parts.append(str(getattr(obj, "name", "?")))
+        obj = getattr(obj, "parent", None)
+    return "/".join(reversed(parts))
+
+
+def parse_units_where(specs: list[str] | None) -> list[tuple[str, list[str]]]:
+    """``['quality=good,mua']`` -> ``[('quality', ['good', 'mua'])]``.
+
+    Raises
+    ------
+    UsageError
+        A spec without ``COLUMN=VALUE``.
+    """
+    out = []
+    for spec in specs or []:
+        column, sep, values = spec.partition("=")
+        column = column.strip()
+        vals = [v.strip() for v in values.split(",")]
+        if not sep or not column or not any(vals):
+            raise UsageError(f"invalid --units-where '{spec}': expected COLUMN=VALUE[,VALUE...]", "--units-where",
+                             hint="e.g. --units-where quality=good")
+        out.append((column, [v for v in vals if v]))
+    return out
+
+
+def _select_units(where: list[tuple[str, list[str]]], ids: np.ndarray, areas: np.ndarray,
+                  columns: dict[str, np.ndarray], table: str, path: str) -> np.ndarray:
+    """Indices of the units matching every ``COLUMN=VALUE[,VALUE...]`` (values compared as strings).
+
+    Raises
+    ------
+    UsageError
+        A column the units table does not have (the available ones are named).
+    DataError
+        No unit matches.
+    """
+    available = {"id": ids, "area": areas, **columns}
+    keep = np.ones(len(ids), dtype=bool)
+    for column, values in where:
+        if column not in available:
+            raise UsageError(f"--units-where: unknown units column '{column}' in '{table}'", path,
+                             hint=f"columns: {', '.join(sorted(available))}")
+        text = _str_array(available[column])
+        keep &= np.isin(text, values)
+    if not keep.any():
+        shown = "; ".join(f"{c}={','.join(v)}" for c, v in where)
+        raise DataError(f"--units-where {shown}: no unit of the {len(ids)} in '{table}' matches", path)
+    log.info("%s: --units-where keeps %d of %d units", Path(path).name, int(keep.sum()), len(ids))
+    return np.flatnonzero(keep)
 
 
 def _ntype(obj: Any) -> str:
@@ -125,31 +275,48 @@ class _Scaled:
         return np.asarray(self.data[item], dtype=np.float64) * self.factor + self.offset
 
 
-def _scan_times(ts: Any, name: str, *, strict: bool) -> tuple[float, float, bool]:
+def _scan_times(ts: Any, name: str) -> tuple[float, float, bool, int]:
     """First and last finite sample time of a series, read block by block.
 
-    With ``strict``, NaN/infinite or non-increasing timestamps are a DataError.
-    Returns ``(first, last, monotonic)``.
+    Returns ``(first, last, increasing, n_nonfinite)``: ``increasing`` is False
+    when a finite timestamp is not later than the finite one before it.
     """
     n = len(ts)
     if isinstance(ts, RegularTimestamps):
-        return ts.start, ts.start + (n - 1) / ts.rate, True
-    lo, hi, prev, monotonic = np.inf, -np.inf, -np.inf, True
+        return ts.start, ts.start + (n - 1) / ts.rate, True, 0
+    lo, hi, prev, monotonic, nonfinite = np.inf, -np.inf, -np.inf, True, 0
     for start in range(0, n, BLOCK):
         t = np.asarray(ts[start : start + BLOCK], dtype=np.float64)
         finite = np.isfinite(t)
-        if strict and not finite.all():
-            raise DataError(f"behaviour '{name}' has NaN or infinite timestamps")
+        nonfinite += int(t.size - np.count_nonzero(finite))
+        t = t[finite]
         if t.size and (t[0] <= prev or np.any(np.diff(t) <= 0)):
             monotonic = False
-            if strict:
-                raise DataError(f"behaviour '{name}' has timestamps that are not strictly increasing",
-                                hint="sort the series by time and drop duplicate samples")
         if t.size:
             prev = t[-1]
-        if finite.any():
-            lo, hi = min(lo, float(t[finite].min())), max(hi, float(t[finite].max()))
-    return lo, hi, monotonic
+            lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+    return lo, hi, monotonic, nonfinite
+
+
+def _repair_behaviour(series: BehaviorSeries, name: str, file: str) -> tuple[float, float, bool, int]:
+    """Drop NaN-timestamp samples, sort and merge duplicates of a continuous series (in memory), with warnings."""
+    t, x, rep = repair_series(np.asarray(series.timestamps[:], dtype=np.float64),
+                              np.asarray(series.data[:], dtype=np.float64), circular=series.circular)
+    if rep.dropped_nan:
+        log.warning("warning: %s: behaviour '%s' has %d sample%s with NaN or infinite timestamps; dropped",
+                    file, name, rep.dropped_nan, "" if rep.dropped_nan == 1 else "s")
+    if rep.backward or rep.duplicates:
+        what = []
+        if rep.backward:
+            what.append(f"{rep.backward} backward step{'' if rep.backward == 1 else 's'}")
+        if rep.duplicates:
+            what.append(f"{rep.duplicates} duplicate timestamp{'' if rep.duplicates == 1 else 's'}")
+        log.warning("warning: %s: behaviour '%s' timestamps are not strictly increasing (%s); sorted by time "
+                    "(stable) and samples at the same time averaged", file, name, ", ".join(what))
+    series.timestamps, series.data = t, x
+    if t.size == 0:
+        return np.inf, -np.inf, True, 0
+    return float(t[0]), float(t[-1]), True, 0
 
 
 # ----------------------------------------------------------------------------- the reader
@@ -168,6 +335,9 @@ class NwbReader:
         The ``.nwb`` file.
     allow_no_units : bool
         Accept a file without a units table (behaviour-only session, no counts).
+    units_where : list of (column, values), optional
+        Keep only the units whose column (as a string) is one of the values
+        (``--units-where``; see :func:`parse_units_where`).
 
     Raises
     ------
@@ -175,9 +345,11 @@ class NwbReader:
         The file is not a readable NWB file (see :func:`check_nwb_file`).
     """
 
-    def __init__(self, path: str | Path, *, allow_no_units: bool = False):
+    def __init__(self, path: str | Path, *, allow_no_units: bool = False,
+                 units_where: list[tuple[str, list[str]]] | None = None):
         self.path = str(path)
         self.allow_no_units = allow_no_units
+        self.units_filter = list(units_where or [])
         self._io = None
         self.nwb = None
         self._warn_ctx = None
@@ -196,8 +368,7 @@ class NwbReader:
             self.__exit__(type(exc), exc, None)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(exc, Exception):
                 raise
-            raise DataError(f"cannot read NWB file: {_short(exc)}", self.path,
-                            hint="the file may be truncated, corrupt or not valid NWB 2") from exc
+            raise _read_failure(exc, self.path) from exc
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -248,14 +419,18 @@ class NwbReader:
         DataError
             No units table (unless ``allow_no_units``), or no ``spike_times`` column.
         """
-        table = self.nwb.units
-        if table is None or len(table.id) == 0:
+        table, where = self._find_units()
+        if table is None:
             if self.allow_no_units:
                 return None
+            if where:  # Units tables exist, but hold no unit
+                raise DataError(f"the Units table '{where}' holds no units", self.path,
+                                hint="pass --allow-no-units to convert its behaviour and trials only")
             raise DataError("no units table: the file holds no sorted spikes", self.path,
                             hint="pass --allow-no-units to convert its behaviour and trials only")
+        self.units_where = where
         if "spike_times" not in table.colnames:
-            raise DataError("units table has no 'spike_times' column", self.path)
+            raise DataError(f"units table '{where}' has no 'spike_times' column", self.path)
         n = len(table.id)
         ids = _str_array(table.id.data[:])
         col = table["spike_times"]
@@ -272,10 +447,122 @@ class NwbReader:
             raise DataError("units table spike_times_index is inconsistent with spike_times", self.path)
         self._spike_data = data
 
+        areas = self._areas(table, n)
+        regions = [_structured_region(a) for a in areas]
+        columns: dict[str, np.ndarray] = {}
+        if any(r is not None for r in regions):  # 'brain_region: ALM; ...' -> area 'ALM', raw kept
+            columns["location"] = np.asarray(areas, dtype=str)
+            areas = np.asarray([a if r is None else r for a, r in zip(areas, regions)], dtype=str)
+        for name, values in self._unit_columns(table, n).items():
+            key = name
+            while key in RESERVED_UNIT_ARRAYS or key in columns:
+                key = f"nwb_{key}"
+            columns[key] = values
+        keep = np.arange(n)
+        if self.units_filter:
+            keep = _select_units(self.units_filter, ids, areas, columns, where, self.path)
+            ids, areas = ids[keep], areas[keep]
+            columns = {k: v[keep] for k, v in columns.items()}
+            self._spike_slices = [(int(starts[u]), int(ends[u])) for u in keep]
+        starts, ends = starts[keep], ends[keep]
+
         def spikes(u: int) -> np.ndarray:
             return np.asarray(data[int(starts[u]) : int(ends[u])], dtype=np.float64)
 
-        return UnitsSource(ids=ids, areas=self._areas(table, n), spikes=spikes)
+        return UnitsSource(ids=ids, areas=areas, spikes=spikes, columns=columns)
+
+    def _find_units(self) -> tuple[Any, str]:
+        """The Units table to read and where it is: ``/units``, else the first Units table elsewhere.
+
+        Units tables in processing modules and in ``acquisition`` are found by
+        their neurodata type; when there are several, the choice is logged.
+        """
+        found: list[tuple[str, Any]] = []
+        if self.nwb.units is not None:
+            found.append(("units", self.nwb.units))
+        for m, mod in self.nwb.processing.items():
+            for iname, obj in mod.data_interfaces.items():
+                if _ntype(obj) == "Units":
+                    found.append((f"processing/{m}/{iname}", obj))
+        for iname, obj in self.nwb.acquisition.items():
+            if _ntype(obj) == "Units":
+                found.append((f"acquisition/{iname}", obj))
+        seen = {id(t) for _, t in found}
+        for obj in self.nwb.objects.values():  # anywhere else (e.g. nested in a container)
+            if _ntype(obj) == "Units" and id(obj) not in seen:
+                seen.add(id(obj))
+                found.append((_object_path(obj), obj))
+        nonempty = [(w, t) for w, t in found if len(t.id) > 0]
+        if not nonempty:
+            return None, ", ".join(w for w, _ in found)
+        where, table = nonempty[0]
+        if len(nonempty) > 1:
+            log.warning("%s: %d Units tables (%s); reading '%s'", Path(self.path).name, len(nonempty),
+                        ", ".join(w for w, _ in nonempty), where)
+        elif where != "units":
+            log.info("%s: no /units table; reading the Units table '%s'", Path(self.path).name, where)
+        return table, where
+
+    def _unit_columns(self, table, n: int) -> dict[str, np.ndarray]:
+        """Scalar per-unit columns a sorter or curator wrote, plus each unit's electrode x/y/z (mean)."""
+        out: dict[str, np.ndarray] = {}
+        for cname in table.colnames:
+            if cname in _UNIT_SKIP:
+                continue
+            col = table[cname]
+            if hasattr(col, "target") or hasattr(col, "table"):  # ragged column or a table reference
+                log.debug("units table: column '%s' skipped (ragged or a reference)", cname)
+                continue
+            try:
+                values = np.asarray(col.data[:] if hasattr(col.data, "__getitem__") else list(col.data))
+            except Exception as exc:  # an unreadable column must not stop the conversion
+                log.warning("units table: column '%s' skipped (%s)", cname, _short(exc))
+                continue
+            if values.shape != (n,) or values.dtype.names is not None:
+                log.debug("units table: column '%s' skipped (not one scalar per unit)", cname)
+                continue
+            if values.dtype.kind in "OSU":
+                if values.dtype.kind == "O" and n and not all(isinstance(v, (str, bytes)) for v in values):
+                    log.debug("units table: column '%s' skipped (not numbers or strings)", cname)
+                    continue
+                values = _str_array(values)
+            elif values.dtype.kind not in "biuf":
+                log.debug("units table: column '%s' skipped (dtype %s)", cname, values.dtype)
+                continue
+            out[cname.replace("/", "_")] = values
+        out.update(self._electrode_xyz(table, n))
+        return out
+
+    def _electrode_xyz(self, table, n: int) -> dict[str, np.ndarray]:
+        """``electrode_x/y/z``: mean coordinates of each unit's electrodes (NaN without electrodes)."""
+        if "electrodes" not in table.colnames:
+            return {}
+        col = table["electrodes"]
+        if hasattr(col, "target"):
+            ends, region = np.asarray(col.data[:], dtype=np.int64), col.target
+        else:
+            ends, region = np.arange(1, n + 1, dtype=np.int64), col
+        etable = getattr(region, "table", None) or self.nwb.electrodes
+        if etable is None:
+            return {}
+        rows = np.asarray(region.data[:], dtype=np.int64)
+        starts = np.concatenate([[0], ends[:-1]])
+        out: dict[str, np.ndarray] = {}
+        for axis in ("x", "y", "z"):
+            if axis not in etable.colnames:
+                continue
+            try:
+                coord = np.asarray(etable[axis].data[:], dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            vals = np.full(n, np.nan)
+            for u in range(n):
+                r = rows[starts[u] : ends[u]]
+                r = r[(r >= 0) & (r < coord.size)]
+                if r.size:
+                    vals[u] = float(np.nanmean(coord[r])) if np.any(np.isfinite(coord[r])) else np.nan
+            out[f"electrode_{axis}"] = vals
+        return out
 
     def spike_range(self) -> tuple[float, float] | None:
         """(first, last) finite spike time over all units, read block by block."""
@@ -283,8 +570,11 @@ class NwbReader:
         if data is None:
             return None
         lo, hi = np.inf, -np.inf
-        for start in range(0, len(data), BLOCK):
-            t = np.asarray(data[start : start + BLOCK], dtype=np.float64)
+        slices = getattr(self, "_spike_slices", None)  # --units-where: the kept units only
+        blocks = ([(a, b) for a0, b0 in slices for a, b in _blocks(a0, b0)] if slices is not None
+                  else list(_blocks(0, len(data))))
+        for start, stop in blocks:
+            t = np.asarray(data[start:stop], dtype=np.float64)
             t = t[np.isfinite(t)]
             if t.size:
                 lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
@@ -496,7 +786,7 @@ class NwbReader:
 
 
 def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256: str,
-                allow_no_units: bool = False) -> Grid:
+                allow_no_units: bool = False, units_where: list[tuple[str, list[str]]] | None = None) -> Grid:
     """Read one NWB file and write it as ``sessions/<session_id>`` of the layer ``w``.
 
     Parameters
@@ -513,6 +803,8 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
         SHA-256 of the file, recorded in the session's ``source`` attribute.
     allow_no_units : bool
         Convert a file without units (no ``binned/counts``).
+    units_where : list of (column, values), optional
+        Keep only matching units (``--units-where``).
 
     Returns
     -------
@@ -527,7 +819,7 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
         timestamps, nothing to place a time grid on.
     """
     path = str(path)
-    with NwbReader(path, allow_no_units=allow_no_units) as rd:
+    with NwbReader(path, allow_no_units=allow_no_units, units_where=units_where) as rd:
         try:
             attrs = rd.attrs()
             attrs["source"] = {"path": str(Path(path).resolve()), "sha256": sha256}
@@ -539,7 +831,9 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
             # the grid: epochs, else spikes, else (behaviour-only) the continuous series
             ranges = {}
             for name, (series, kind) in behavior.items():
-                ranges[name] = _scan_times(series.timestamps, name, strict=kind == "continuous")
+                ranges[name] = _scan_times(series.timestamps, name)
+                if kind == "continuous" and (not ranges[name][2] or ranges[name][3]):
+                    ranges[name] = _repair_behaviour(series, name, Path(path).name)
             if epochs is not None and len(epochs):
                 t_start, t_stop = float(epochs[:, 0].min()), float(epochs[:, 1].max())
             else:
@@ -554,7 +848,7 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
                     t_start, t_stop = min(r[0] for r in cont), max(r[1] for r in cont)
             series_out: dict[str, BehaviorSeries] = {}
             for name, (series, kind) in behavior.items():
-                first, last, monotonic = ranges[name]
+                first, last, monotonic, _ = ranges[name]
                 if kind == "events":
                     if not monotonic:
                         log.warning("%s: event series '%s' has unordered timestamps; stored at native "
@@ -575,6 +869,5 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            raise DataError(f"cannot read NWB file: {_short(exc)}", path,
-                            hint="the file may be truncated, corrupt or not valid NWB 2") from exc
+            raise _read_failure(exc, path) from exc
     return grid

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ncli.core.binning import Grid, bin_spikes, check_spike_times, epochs_mask, resample_to_grid
+from ncli.core.binning import Grid, bin_spikes, epochs_mask, resample_to_grid, sort_spike_times
 from ncli.core.errors import DataError
 from ncli.core.progress import progress
 from ncli.formats.store import CHUNK_BYTES, StoreWriter, chunk_rows
@@ -40,11 +40,14 @@ class UnitsSource:
         Brain area of each unit ('' when unknown).
     spikes : callable
         ``spikes(u) -> (S_u,) float64`` spike times (s) of unit ``u``.
+    columns : dict name -> (N,) array
+        Extra per-unit columns, written as ``units/<name>``.
     """
 
     ids: np.ndarray
     areas: np.ndarray
     spikes: Callable[[int], np.ndarray]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -100,6 +103,8 @@ def _write_units(w: StoreWriter, base: str, units: UnitsSource, grid: Grid | Non
     n = len(units)
     w.array(f"{base}/units/id", np.asarray(units.ids, dtype=str))
     w.array(f"{base}/units/area", np.asarray(units.areas, dtype=str))
+    for cname, values in units.columns.items():
+        w.array(f"{base}/units/{cname}", np.asarray(values))
     times_arr = w.create(f"{base}/units/spike_times", (0,), np.float64, chunks=(SPIKE_CHUNK,), unit="s")
     index = np.zeros(n + 1, dtype=np.int64)
     counts = None
@@ -111,13 +116,18 @@ def _write_units(w: StoreWriter, base: str, units: UnitsSource, grid: Grid | Non
         counts = w.create(f"{base}/binned/counts", (grid.n_bins, n), np.int32,
                           chunks=(max(1, min(rows, grid.n_bins)), max(1, cols)), unit="count")
     inside = 0
+    unsorted: list[str] = []  # units whose spike times were out of order (sorted here)
+    steps = 0
     buffer: list[np.ndarray] = []
     buffered = 0
     block = None
     for u in progress(range(n), total=n, desc="units"):
         if grid is not None and u % group == 0:
             block = np.zeros((grid.n_bins, min(group, n - u)), dtype=np.int32)
-        t = check_spike_times(units.spikes(u), str(units.ids[u]))
+        t, backward = sort_spike_times(units.spikes(u), str(units.ids[u]))
+        if backward:
+            unsorted.append(str(units.ids[u]))
+            steps += backward
         index[u + 1] = index[u] + t.size
         buffer.append(t)
         buffered += t.size
@@ -134,6 +144,11 @@ def _write_units(w: StoreWriter, base: str, units: UnitsSource, grid: Grid | Non
     if buffer:
         times_arr.append(np.concatenate(buffer))
     w.array(f"{base}/units/spike_index", index)
+    if unsorted:
+        shown = ", ".join(unsorted[:5]) + (f", ... ({len(unsorted)} units)" if len(unsorted) > 5 else "")
+        log.warning("warning: session %s: spike times of %d unit%s were not sorted (%d backward step%s); "
+                    "sorted per unit: %s", base.split("/", 1)[-1], len(unsorted), "" if len(unsorted) == 1 else "s",
+                    steps, "" if steps == 1 else "s", shown)
     return inside
 
 

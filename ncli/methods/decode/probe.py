@@ -86,11 +86,18 @@ class Probe(DecodeMethod):
         if len(used) == 1 and req.folds < 2:
             raise UsageError(f"--folds must be at least 2, got {req.folds}", "--folds")
         X = [np.asarray(src.read(f"sessions/{sid}/neurons/{name}"), dtype=np.float64) for sid in used]
-        y = [np.array([str(v) for v in src.read(f"sessions/{sid}/units/{column}").tolist()]) for sid in used]
+        raw = [np.asarray(src.read(f"sessions/{sid}/units/{column}")) for sid in used]
+        y = [np.array([str(v) for v in values.tolist()]) for values in raw]
         for sid, xs, ys in zip(used, X, y):
             if ys.shape != (xs.shape[0],):  # e.g. units/spike_times: a flat array over all spikes, not a label
                 raise UsageError(f"units/{column} is not a per-unit label ({ys.shape[0]} rows for {xs.shape[0]} "
                                  f"units)", f"session {sid}", hint="e.g. --target units/area")
+        for sid, values in zip(used, raw):  # e.g. units/amplitude, units/isi_violations_ratio: measurements
+            finite = values[np.isfinite(values)] if values.dtype.kind == "f" else None
+            if finite is not None and finite.size and np.any(finite != np.round(finite)):
+                raise UsageError(f"units/{column} holds continuous values, not a per-unit label",
+                                 f"session {sid}", hint="probe a label column, e.g. --target units/area "
+                                 "or units/quality")
         label = f"probe_{column}_{name}"
         params = {"target": f"units/{column}", "neurons": name, "folds": req.folds, "seed": req.seed}
 
