@@ -251,8 +251,7 @@ def method_command(command: str, *, default: str | None = None, required: bool =
 
         wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in new_sig.parameters.values()}
-        wrapper.__wrapped__ = None  # type: ignore[attr-defined]
-        del wrapper.__wrapped__
+        del wrapper.__wrapped__  # Typer must read the built signature, not the body's
         wrapper.ncli_method_command = command  # type: ignore[attr-defined]
         wrapper.ncli_method_flags = {flag: fields for flag, fields in union.items()}  # type: ignore[attr-defined]
         return wrapper
@@ -279,8 +278,3 @@ def register_command(app: typer.Typer, name: str, fn: Callable) -> None:
                {"ncli_command_name": command, "ncli_method_flags": fn.ncli_method_flags})
     app.command(name, cls=cls)(fn)
 
-
-def refuse(condition: bool, message: str, where: str, hint: str | None = None) -> None:
-    """Raise a :class:`UsageError` when ``condition`` holds (a cross-option rule of one method)."""
-    if condition:
-        raise UsageError(message, where, hint=hint)
