@@ -420,3 +420,23 @@ def test_probe_takes_label_columns_and_refuses_measurements(tmp_path):
         assert res.exit_code == 2 and f"units/{column} holds continuous values" in res.stderr, res.stderr
     res = runner.invoke(app, ["decode", str(feats), "--target", "units/spike_times", "-o", str(tmp_path / "c.zarr")])
     assert res.exit_code == 2 and "is not a per-unit label" in res.stderr, res.stderr
+
+
+# ----------------------------------------------------------------------------- 7. bare TimeSeries in /acquisition
+
+
+def test_bare_float_timeseries_in_acquisition_is_behaviour(tmp_path):
+    t = np.arange(0.0, 10.0, 0.01)
+    spikes = [np.array([0.5, 2.0, 9.0])]
+    acq = {"wheel_speed": {"timestamps": t, "data": 2.0 * t + 1.0, "unit": "cm/s"},
+           "ttl": {"timestamps": np.array([1.0, 4.0]), "data": np.array([1, 2], dtype=np.int8), "unit": "NA"}}
+    path = write_nwb(tmp_path / "acq.nwb", spikes=spikes, acquisition=acq)
+    ref = write_nwb(tmp_path / "mod.nwb", spikes=spikes, behavior={"wheel_speed": dict(acq["wheel_speed"])})
+    st, _ = run(path, tmp_path / "a.zarr")
+    sr, _ = run(ref, tmp_path / "b.zarr")
+    s, r = session(st), session(sr)
+    assert np.allclose(st.read(f"{s}/binned/behavior/wheel_speed"), sr.read(f"{r}/binned/behavior/wheel_speed"),
+                       equal_nan=True)
+    assert st.attrs(f"{s}/binned/behavior/wheel_speed")["unit"] == "cm/s"
+    assert not st.is_array(f"{s}/binned/behavior/ttl")  # integer codes: an event series, native sampling only
+    assert st.read(f"{s}/behavior/ttl/data").ravel().tolist() == [1, 2]
