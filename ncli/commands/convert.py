@@ -1,4 +1,4 @@
-"""ncli convert: NWB files, MATLAB/NPZ arrays and suite2p folders -> one ncli store."""
+"""ncli convert: NWB files, MATLAB/NPZ arrays, suite2p and kilosort/phy folders -> one ncli store."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ncli.commands._options import finite, Debug, NoCache, Output, Overwrite, Qu
 from ncli.commands._runtime import ncli_command
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats import arrays as arr
+from ncli.formats import phy
 from ncli.formats.nwb import check_nwb_file, convert_nwb, parse_units_where
 from ncli.formats.store import StoreWriter
 
@@ -34,14 +35,20 @@ class Transpose(StrEnum):
 
 
 def _kind(path: Path) -> str:
-    """'nwb', 'mat', 'npz' or 'suite2p' for an input path (DataError when it cannot be used)."""
+    """'nwb', 'mat', 'npz', 'phy' or 'suite2p' for an input path (DataError when it cannot be used)."""
     if not path.exists():
         raise DataError("input not found", str(path))
     if path.is_dir():
+        if phy.is_phy_folder(path):  # before suite2p: a phy folder is never "not a suite2p plane folder"
+            return "phy"
+        if (path / "spike_times.npy").is_file() and not (path / "F.npy").is_file():
+            raise DataError("kilosort/phy folder lacks spike_clusters.npy", str(path),
+                            hint="a kilosort/phy folder holds spike_times.npy and spike_clusters.npy")
         if arr.is_suite2p_folder(path):
             return "suite2p"
         raise DataError("input folder is not a suite2p plane folder (no F.npy)", str(path),
-                        hint="give the folder that holds F.npy, Fneu.npy and iscell.npy (e.g. suite2p/plane0)")
+                        hint="give the folder that holds F.npy, Fneu.npy and iscell.npy (e.g. suite2p/plane0), "
+                             "or a kilosort/phy folder (spike_times.npy, spike_clusters.npy)")
     suffix = path.suffix.lower()
     if suffix in (".mat", ".npz"):
         if path.stat().st_size == 0:
@@ -58,10 +65,16 @@ def _kind(path: Path) -> str:
         check_nwb_file(path)
         return "nwb"
     raise DataError(f"unsupported input type '{path.suffix or path.name}'", str(path),
-                    hint="ncli convert reads .nwb, .mat, .npz files and suite2p plane folders")
+                    hint="ncli convert reads .nwb, .mat, .npz files, suite2p plane folders and "
+                         "kilosort/phy folders")
 
 
 def _identity(path: Path, kind: str) -> str:
+    if kind == "phy":
+        h = hashlib.sha256()
+        for f in phy.identity_files(path):
+            h.update(f.name.encode() + file_identity(f).encode())
+        return h.hexdigest()
     if kind != "suite2p":
         return file_identity(path)
     h = hashlib.sha256()
@@ -83,10 +96,10 @@ def _session_id(stem: str, taken: set[str]) -> str:
 @ncli_command("convert")
 def convert(
     inputs: Annotated[list[str], typer.Argument(
-        help="NWB files, .mat/.npz array files, or suite2p plane folders; one session each.",
+        help="NWB files, .mat/.npz array files, suite2p plane folders or kilosort/phy folders; one session each.",
         show_default=False, metavar="INPUT")],
     bin_size: Annotated[Optional[float], typer.Option(
-        "--bin-size", help="Bin width in seconds. Default 0.02 (spikes); for --counts the data's bin width, "
+        "--bin-size", help="Bin width in seconds. Default 0.02 (spikes, phy); for --counts the data's bin width, "
         "taken from --time when omitted; suite2p uses one bin per frame.", show_default=False)] = None,
     counts: Annotated[Optional[list[str]], typer.Option(
         "--counts", metavar="VAR", help="[arrays] Variable holding pre-binned counts (T x N or N x T). Repeat for several "
@@ -115,6 +128,13 @@ def convert(
         show_default=False)] = None,
     all_rois: Annotated[bool, typer.Option(
         "--all-rois", help="[suite2p] Keep every ROI, not only iscell == 1.")] = False,
+    sampling_rate: Annotated[Optional[float], typer.Option(
+        "--sampling-rate", metavar="HZ", help="[phy] Samples per second of spike_times.npy (wins over params.py's "
+        "sample_rate).", show_default=False)] = None,
+    phy_groups: Annotated[Optional[str], typer.Option(
+        "--phy-groups", metavar="GROUP[,GROUP...]", help="[phy] Keep only clusters whose group label "
+        "(cluster_group.tsv, else cluster_info.tsv group, else KSLabel) is listed, e.g. good,mua.",
+        show_default=False)] = None,
     allow_no_units: Annotated[bool, typer.Option(
         "--allow-no-units", help="[NWB] Convert a file without a units table (behaviour and trials only).")] = False,
     units_where: Annotated[Optional[list[str]], typer.Option(
@@ -135,6 +155,7 @@ def convert(
                   [--time VAR | --t-start S] [--behavior NAME=VAR[:COLS]] ... [--transpose auto|yes|no]
               ncli convert FILE.npz --spike-times VAR --spike-clusters VAR [--bin-size S]
     suite2p:  ncli convert path/to/plane0 --frame-rate HZ [--all-rois]
+    phy:      ncli convert kilosort_out/ [--sampling-rate HZ] [--phy-groups good,mua] [--bin-size S]
 
     \b
     Examples:
@@ -155,7 +176,8 @@ def convert(
         raise UsageError("--units-where applies to NWB inputs only", "--units-where")
     _check_options(paths, kinds, counts=counts, behavior=behavior, time=time, t_start=t_start,
                    spike_times=spike_times, spike_clusters=spike_clusters, circular=circular, frame_rate=frame_rate,
-                   all_rois=all_rois, bin_size=bin_size)
+                   all_rois=all_rois, bin_size=bin_size, sampling_rate=sampling_rate, phy_groups=phy_groups)
+    groups = phy.parse_phy_groups(phy_groups)
     spec = _arrays_spec(counts=counts, behavior=behavior, time=time, t_start=t_start, bin_size=bin_size,
                         transpose=transpose, circular=circular, spike_times=spike_times,
                         spike_clusters=spike_clusters)
@@ -168,18 +190,22 @@ def convert(
         "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
         "allow_no_units": allow_no_units,
     }
+    if "phy" in kinds:
+        params["sampling_rate"] = sampling_rate
+        params["phy_groups"] = groups
     if units_where:
         params["units_where"] = list(units_where)
     build = functools.partial(_build, plan=plan, identity=identity, spec=spec,
                               bin_size=bin_size if bin_size is not None else DEFAULT_BIN_SIZE,
                               frame_rate=frame_rate, all_rois=all_rois, allow_no_units=allow_no_units,
-                              units_where=where)
+                              units_where=where, sampling_rate=sampling_rate, phy_groups=groups)
     write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
                  no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)
 
 
 def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, time, t_start, spike_times,
-                   spike_clusters, circular, frame_rate, all_rois, bin_size) -> None:
+                   spike_clusters, circular, frame_rate, all_rois, bin_size, sampling_rate=None,
+                   phy_groups=None) -> None:
     """Refuse options that do not fit the inputs' kinds, and non-finite or non-positive numbers.
 
     Raises
@@ -210,6 +236,14 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
                               "which is a pickle)")
     if "suite2p" in kinds and bin_size is not None:
         log.warning("--bin-size does not apply to suite2p folders (one bin per frame)")
+    if (sampling_rate is not None or phy_groups is not None) and "phy" not in kinds:
+        given_phy = "--sampling-rate" if sampling_rate is not None else "--phy-groups"
+        raise UsageError(f"{given_phy} applies to kilosort/phy folders only", given_phy)
+    finite(sampling_rate, "--sampling-rate", positive=True)
+    if sampling_rate is None:
+        for p, kind in zip(paths, kinds):
+            if kind == "phy" and phy.read_sample_rate(p) is None:
+                raise phy.missing_rate_error(p)
     finite(bin_size, "--bin-size", positive=True)
     finite(t_start, "--t-start")
     finite(frame_rate, "--frame-rate", positive=True)
@@ -243,6 +277,8 @@ def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tup
     plan: list[tuple[Path, str, list[str]]] = []
     for p, kind in zip(paths, kinds):
         stem = p.stem
+        if kind == "phy":  # the folder's own name (no suffix stripping: ks2.5 stays ks2.5)
+            stem = p.resolve().name
         if kind == "suite2p":  # suite2p/plane0 -> suite2p_plane0
             folder = p.resolve()
             stem = f"{folder.parent.name}_{folder.name}" if folder.name.startswith("plane") else folder.name
@@ -256,13 +292,17 @@ def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tup
 
 def _build(w: StoreWriter, *, plan, identity: list[str], spec: arr.ArraysSpec, bin_size: float,
            frame_rate: float | None, all_rois: bool, allow_no_units: bool,
-           units_where: list[tuple[str, list[str]]] | None = None) -> None:
+           units_where: list[tuple[str, list[str]]] | None = None, sampling_rate: float | None = None,
+           phy_groups: list[str] | None = None) -> None:
     """Convert every input into its session(s) of the store being written."""
     for (p, kind, sids), sha in zip(plan, identity):
         try:
             if kind == "nwb":
                 grids = [convert_nwb(w, p, sids[0], bin_size=bin_size, sha256=sha, allow_no_units=allow_no_units,
                                      units_where=units_where)]
+            elif kind == "phy":
+                grids = [phy.convert_phy(w, p, sids[0], bin_size=bin_size, sampling_rate=sampling_rate,
+                                         groups=phy_groups, sha256=sha)]
             elif kind == "suite2p":
                 grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois, sha256=sha)]
             elif spec.counts:

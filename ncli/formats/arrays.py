@@ -406,6 +406,45 @@ def convert_counts(w, af: ArrayFile, session_ids: list[str], spec: ArraysSpec, *
     return grids
 
 
+def spike_units(times: np.ndarray, clusters: np.ndarray, name: str) -> UnitsSource:
+    """Units of one-spike-per-element arrays: a unit per distinct cluster id (ascending).
+
+    Parameters
+    ----------
+    times : (S,) float64
+        Spike times (s).
+    clusters : (S,) int or integer-valued float
+        Cluster id of each spike.
+    name : str
+        Name of the cluster variable or file, for messages.
+
+    Returns
+    -------
+    UnitsSource
+        ``ids`` the distinct cluster ids as strings; each unit's spikes in input order.
+
+    Raises
+    ------
+    DataError
+        Non-integer cluster ids.
+    """
+    if clusters.dtype.kind == "f":
+        if not np.all(np.isfinite(clusters)) or np.any(clusters != np.round(clusters)):
+            raise DataError(f"cluster ids in '{name}' are not integers")
+        clusters = clusters.astype(np.int64)
+    elif clusters.dtype.kind not in "iub":
+        raise DataError(f"cluster ids in '{name}' are not integers (dtype {clusters.dtype})")
+    order = np.argsort(clusters, kind="stable")
+    ids, starts = np.unique(clusters[order], return_index=True)
+    ends = np.r_[starts[1:], clusters.size]
+    sorted_times = times[order]
+
+    def spikes(u: int) -> np.ndarray:
+        return sorted_times[starts[u] : ends[u]]
+
+    return UnitsSource(ids=ids.astype(str), areas=np.array([""] * ids.size), spikes=spikes)
+
+
 def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *, bin_size: float,
                          sha256: str) -> Grid:
     """Write one session from spike-time and cluster-id arrays.
@@ -436,19 +475,7 @@ def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *,
     if times.shape != clusters.shape:
         raise DataError(f"'{spec.spike_times}' has {times.size} spikes but '{spec.spike_clusters}' "
                         f"has {clusters.size} cluster ids")
-    if clusters.dtype.kind == "f":
-        if not np.all(np.isfinite(clusters)) or np.any(clusters != np.round(clusters)):
-            raise DataError(f"cluster ids in '{spec.spike_clusters}' are not integers")
-        clusters = clusters.astype(np.int64)
-    order = np.argsort(clusters, kind="stable")
-    ids, starts = np.unique(clusters[order], return_index=True)
-    ends = np.r_[starts[1:], clusters.size]
-    sorted_times = times[order]
-
-    def spikes(u: int) -> np.ndarray:
-        return sorted_times[starts[u] : ends[u]]
-
-    units = UnitsSource(ids=ids.astype(str), areas=np.array([""] * ids.size), spikes=spikes)
+    units = spike_units(times, clusters, spec.spike_clusters)
     attrs = {"source": {"path": str(af.path.resolve()), "sha256": sha256,
                         "variables": [spec.spike_times, spec.spike_clusters]},
              "format": af.kind.upper(), "start_time": ""}
@@ -470,7 +497,7 @@ def is_suite2p_folder(path: str | Path) -> bool:
     return p.is_dir() and (p / "F.npy").is_file()
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except ValueError as exc:
@@ -595,9 +622,9 @@ def convert_suite2p(w, folder: str | Path, session_id: str, *, frame_rate: float
     skipped = [n for n in ("ops.npy", "stat.npy") if (folder / n).exists()]
     if skipped:
         log.info("%s: not reading %s (pickles; ncli never unpickles)", folder.name, " and ".join(skipped))
-    f = _load_npy(folder / "F.npy")
-    fneu = _load_npy(folder / "Fneu.npy")
-    iscell = np.asarray(_load_npy(folder / "iscell.npy"))
+    f = load_npy(folder / "F.npy")
+    fneu = load_npy(folder / "Fneu.npy")
+    iscell = np.asarray(load_npy(folder / "iscell.npy"))
     if f.ndim != 2 or fneu.shape != f.shape:
         raise DataError(f"F.npy {f.shape} and Fneu.npy {fneu.shape} must be (ROIs, frames) of the same shape",
                         str(folder))
@@ -621,7 +648,7 @@ def convert_suite2p(w, folder: str | Path, session_id: str, *, frame_rate: float
     grid = write_session(w, session_id, units=units, bin_size=1.0 / frame_rate, t_start=0.0, counts=dff,
                          counts_kind="calcium", counts_unit="dF/F", attrs=attrs)
     if (folder / "spks.npy").is_file():
-        spks = _load_npy(folder / "spks.npy")
+        spks = load_npy(folder / "spks.npy")
         if spks.shape != f.shape:
             log.warning("%s: spks.npy %s does not match F.npy %s; not stored", folder.name, spks.shape, f.shape)
         else:
