@@ -201,8 +201,6 @@ def _with(invariance):
 
 def _permuted_copy(src: str, dst: Path, seed: int = 0) -> np.ndarray:
     """A flattened copy of ``src`` whose units are reordered in every session; returns the permutation."""
-    import shutil
-
     _ok(["export", src, "--flatten", "-o", dst])
     root = zarr.open_group(str(dst), mode="r+")
     rng = np.random.default_rng(seed)
@@ -221,7 +219,6 @@ def _permuted_copy(src: str, dst: Path, seed: int = 0) -> np.ndarray:
             attrs = dict(sess[key].attrs)
             sess[key][...] = value
             sess[key].attrs.update(attrs)
-        _ = shutil  # the copy is plain zarr; nothing else to rewrite
     return perm
 
 

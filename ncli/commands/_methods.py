@@ -67,11 +67,9 @@ class _MethodHelpCommand(typer.core.TyperCommand):
     def format_options(self, ctx, formatter):
         chosen = ctx.meta.get("ncli_method")
         table = registry.methods(self.ncli_command_name)
-        keep_flags = None
-        if chosen in table:
-            keep_flags = {f.flag for f in table[chosen].fields()}
-        records_args, records_opts = [], []
         defaults = {f.flag: f for f in table[chosen].fields()} if chosen in table else {}
+        keep_flags = set(defaults) if chosen in table else None
+        records_args, records_opts = [], []
         for param in self.get_params(ctx):
             flag = param.opts[0] if getattr(param, "opts", None) else None
             is_method_option = flag in self.ncli_method_flags

@@ -266,10 +266,11 @@ def register(cls: type[Method]) -> type[Method]:
 
 def _base_type(tp: Any) -> Any:
     """``Optional[int]`` -> ``int``."""
+    import types
     import typing
 
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return tp
 

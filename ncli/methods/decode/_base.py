@@ -291,12 +291,11 @@ class LinearMethod(BehaviourMethod):
         name, colspec, split, used = self.prepare(src, req)
         c = self.config
         latents = getattr(c, "latents", None)
-        transform = None if type(self).transform is LinearMethod.transform else self.transform
         data, X, n_inputs = {}, {}, {}
         for sid in used:
             data[sid], X[sid], n_inputs[sid] = load_session(src, sid, target=name, colspec=colspec,
                                                             latents=latents, sqrt=c.sqrt, lags=req.lags,
-                                                            transform=transform)
+                                                            transform=self.transform)
         for sid, d in data.items():
             if d.usable.sum() < 3:
                 raise DataError(f"session '{sid}' has only {int(d.usable.sum())} usable bins "
