@@ -38,6 +38,8 @@ def _register() -> None:
     app.command("convert")(convert.convert)
     app.command("info")(info.info)
     app.command("export")(export.export)
+    from ncli.commands import merge as merge_command
+    app.command("merge")(merge_command.merge)
     register_command(app, "embed", embed.embed)
     register_command(app, "decode", decode.decode)
     register_command(app, "align", align.align)

@@ -193,8 +193,12 @@ def test_phy_folder_is_never_called_a_suite2p_folder(tmp_path):
 
 
 def test_phy_options_refused_elsewhere(tmp_path):
-    np.savez(tmp_path / "a.npz", t=np.arange(5.0), c=np.zeros(5, dtype=int))
-    res = run(tmp_path / "a.npz", "--spike-times", "t", "--spike-clusters", "c", "--sampling-rate", "30000",
+    # --sampling-rate also applies to --spike-times of array files (sample indices), never to pre-binned counts
+    np.savez(tmp_path / "a.npz", counts=np.ones((20, 3), dtype=int))
+    res = run(tmp_path / "a.npz", "--counts", "counts", "--bin-size", "0.05", "--sampling-rate", "30000",
+              "-o", tmp_path / "s.zarr")
+    assert res.exit_code == 2 and "kilosort/phy folders and to --spike-times" in res.stderr
+    res = run(tmp_path / "a.npz", "--counts", "counts", "--bin-size", "0.05", "--phy-groups", "good",
               "-o", tmp_path / "s.zarr")
     assert res.exit_code == 2 and "kilosort/phy folders only" in res.stderr
 

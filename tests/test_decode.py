@@ -286,3 +286,68 @@ def test_popmean_takes_only_its_options(tmp_path):
     res = runner.invoke(app, ["decode", "x.zarr", "--method", "popmean", "--latents", "pca", "--target", "v"])
     assert res.exit_code == 2
     assert "--latents applies to --method ridge, kalman only" in res.stderr
+
+
+# ----------------------------------------------------------------------------- bounded memory (blocked fits)
+
+
+def _decode_both(tmp_path, monkeypatch, method, args):
+    """Run ``decode`` on the whole matrix and with blocks of a few dozen bins; return both layers."""
+    import ncli.formats.view as view_mod
+    from ncli.formats.view import SessionView
+
+    monkeypatch.setenv("NCLI_CACHE", str(tmp_path / "cache"))
+    src = make_store(tmp_path / "in.zarr", units=(12,), duration=60.0, epochs=[[0, 20], [21, 60]])
+    whole = run(["decode", src, "--method", method, "--target", "velocity", *args, "-o", tmp_path / "w.zarr",
+                 "--no-cache", "-q"])
+    assert whole.exit_code == 0, whole.output
+    calls = []
+    real = SessionView.blocks
+    monkeypatch.setattr(SessionView, "blocks", lambda self, n, **kw: (calls.append(n), real(self, n, **kw))[1])
+    monkeypatch.setattr(view_mod, "BLOCK_BYTES", 8 * 12 * 4 * 40)  # 40 bins of 12 units x 4 lags
+    blocked = run(["decode", src, "--method", method, "--target", "velocity", *args, "-o", tmp_path / "b.zarr",
+                   "--no-cache", "-q"])
+    assert blocked.exit_code == 0, blocked.output
+    assert calls and max(calls) == 40  # 1200 bins > one block: the blocked path ran
+    return Store.open(tmp_path / "w.zarr"), Store.open(tmp_path / "b.zarr")
+
+
+def test_blocked_ridge_equals_the_whole_matrix_fit(tmp_path, monkeypatch):
+    w, b = _decode_both(tmp_path, monkeypatch, "ridge", ["--lags", "3", "--folds", "4"])
+    for name in ("coef_", "intercept_", "feature_mean_", "feature_scale_", "gcv_score_"):
+        ref, got = w.read(f"models/ridge_velocity/s0/{name}"), b.read(f"models/ridge_velocity/s0/{name}")
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+    pw, pb = w.read("sessions/s0/predictions/ridge_velocity"), b.read("sessions/s0/predictions/ridge_velocity")
+    assert np.array_equal(np.isnan(pw), np.isnan(pb)) and np.isnan(pw[:3]).all()  # lag window and the gap
+    np.testing.assert_allclose(pb, pw, rtol=1e-5, atol=1e-5)  # out-of-fold: total minus each fold's statistics
+    mw = w.attrs("sessions/s0/predictions/ridge_velocity")["metrics"]
+    mb = b.attrs("sessions/s0/predictions/ridge_velocity")["metrics"]
+    assert mb["r2_mean"] == pytest.approx(mw["r2_mean"], abs=1e-6) and mw["r2_mean"] > 0.3
+
+
+def test_blocked_kalman_equals_the_whole_matrix_fit(tmp_path, monkeypatch):
+    w, b = _decode_both(tmp_path, monkeypatch, "kalman", ["--lags", "3", "--folds", "3"])
+    pw, pb = w.read("sessions/s0/predictions/kalman_velocity"), b.read("sessions/s0/predictions/kalman_velocity")
+    assert np.array_equal(np.isnan(pw), np.isnan(pb))
+    np.testing.assert_allclose(pb, pw, rtol=1e-5, atol=1e-5 * np.nanmax(np.abs(pw)))
+    for name in ("A_", "W_", "H_", "Q_", "P0_", "obs_mean_", "state_mean_"):
+        ref, got = w.read(f"models/kalman_velocity/s0/{name}"), b.read(f"models/kalman_velocity/s0/{name}")
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+
+
+def test_session_blocks_match_lagged_whole_session(tmp_path):
+    """SessionView.blocks == lag_features(activity) for every block size, with smoothing and invalid bins."""
+    from ncli.core.features import lag_features
+    from ncli.formats.view import SessionView
+
+    src = make_store(tmp_path / "in.zarr", units=(7,), duration=30.0, epochs=[[0, 10], [10.5, 30]])
+    view = SessionView(Store.open(src), "s0")
+    X, usable, _ = view.activity(sqrt=True, smooth_s=0.1)
+    ref, ref_ok = lag_features(X, 2, usable)
+    for n in (1, 37, 250, 10_000):
+        got = list(view.blocks(n, lags=2, smooth_s=0.1))
+        assert [s for s, _, _ in got] == list(range(0, X.shape[0], n))
+        Xb = np.vstack([x for _, x, _ in got])
+        ok = np.concatenate([u for _, _, u in got])
+        assert np.array_equal(ok, ref_ok)
+        np.testing.assert_allclose(Xb[ok], ref[ok], rtol=1e-12, atol=1e-12)

@@ -113,3 +113,53 @@ def test_embed_reads_the_store_from_stdin_and_is_deterministic(tmp_path, monkeyp
     za = Store.open(tmp_path / "a.zarr").read("sessions/s0/latents/fa")
     zb = Store.open(tmp_path / "b.zarr").read("sessions/s0/latents/fa")
     assert np.array_equal(za, zb, equal_nan=True)
+
+
+# ----------------------------------------------------------------------------- bounded memory (blocked fits)
+
+
+def _embed_both(tmp_path, monkeypatch, method, args):
+    """``embed`` on the whole matrix and with blocks of 30 bins; return both layers and the input store."""
+    import ncli.formats.view as view_mod
+    from ncli.formats.view import SessionView
+
+    monkeypatch.setenv("NCLI_CACHE", str(tmp_path / "cache"))
+    src = make_lds_store(tmp_path / "in.zarr", n_units=20)
+    whole = run(["embed", src, "--method", method, *args, "-o", tmp_path / "w.zarr", "--no-cache", "-q"])
+    assert whole.exit_code == 0, whole.output
+    calls = []
+    real = SessionView.blocks
+    monkeypatch.setattr(SessionView, "blocks", lambda self, n, **kw: (calls.append(n), real(self, n, **kw))[1])
+    monkeypatch.setattr(view_mod, "BLOCK_BYTES", 8 * 20 * 30)
+    blocked = run(["embed", src, "--method", method, *args, "-o", tmp_path / "b.zarr", "--no-cache", "-q"])
+    assert blocked.exit_code == 0, blocked.output
+    assert calls and max(calls) == 30  # 1200 bins > one block: the blocked path ran
+    return Store.open(tmp_path / "w.zarr"), Store.open(tmp_path / "b.zarr"), Store.open(src)
+
+
+def test_blocked_pca_equals_the_whole_matrix_fit(tmp_path, monkeypatch):
+    w, b, _ = _embed_both(tmp_path, monkeypatch, "pca", ["--dim", "3", "--smooth", "0.1"])
+    for name in ("components_", "mean_", "explained_variance_", "explained_variance_ratio_", "noise_variance_"):
+        ref, got = w.read(f"models/pca/s0/{name}"), b.read(f"models/pca/s0/{name}")
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
+    assert np.max(subspace_angles(w.read("models/pca/s0/components_").T, b.read("models/pca/s0/components_").T)) < 1e-8
+    zw, zb = w.read("sessions/s0/latents/pca"), b.read("sessions/s0/latents/pca")
+    assert np.array_equal(np.isnan(zw), np.isnan(zb)) and np.isnan(zw).any()  # the invalid gap
+    np.testing.assert_allclose(zb, zw, rtol=1e-5, atol=1e-5)
+
+
+def test_blocked_fa_matches_scikit_learn(tmp_path, monkeypatch):
+    from sklearn.decomposition import FactorAnalysis
+
+    from ncli.formats.view import SessionView
+
+    w, b, src = _embed_both(tmp_path, monkeypatch, "fa", ["--dim", "3"])
+    X, usable, _ = SessionView(src, "s0").activity(sqrt=True)
+    fa = FactorAnalysis(n_components=3, svd_method="lapack", max_iter=1000, tol=1e-4).fit(X[usable])
+    ref = fa.components_[np.argsort(-np.sum(fa.components_**2, axis=1), kind="stable")]
+    ref = ref * np.sign(ref[np.arange(3), np.argmax(np.abs(ref), axis=1)])[:, None]
+    got = b.read("models/fa/s0/components_")
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)  # same solution, not merely the same subspace
+    np.testing.assert_allclose(b.read("models/fa/s0/noise_variance_"), fa.noise_variance_, rtol=1e-6)
+    np.testing.assert_allclose(b.read("sessions/s0/latents/fa"), w.read("sessions/s0/latents/fa"),
+                               rtol=1e-5, atol=1e-5)

@@ -17,13 +17,23 @@ from ncli.commands._options import finite, Debug, NoCache, Output, Overwrite, Qu
 from ncli.commands._runtime import ncli_command
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats import arrays as arr
-from ncli.formats import phy
+from ncli.formats import mat_trials as mt
+from ncli.formats import nwb_zarr, phy
 from ncli.formats.nwb import check_nwb_file, convert_nwb, parse_units_where
 from ncli.formats.store import StoreWriter
+from ncli.formats.timeunits import TimeScale, time_scale
 
 log = logging.getLogger("ncli")
 
 DEFAULT_BIN_SIZE = 0.02
+
+
+class TimeUnit(StrEnum):
+    """Unit of a source's times (--time-unit, --spike-time-unit)."""
+
+    s = "s"
+    ms = "ms"
+    us = "us"
 
 
 class Transpose(StrEnum):
@@ -39,6 +49,9 @@ def _kind(path: Path) -> str:
     if not path.exists():
         raise DataError("input not found", str(path))
     if path.is_dir():
+        if nwb_zarr.is_nwb_zarr(path):  # NWB with the Zarr backend (hdmf-zarr), before phy and suite2p
+            nwb_zarr.check_nwb_zarr(path)
+            return "nwb"
         if phy.is_phy_folder(path):  # before suite2p: a phy folder is never "not a suite2p plane folder"
             return "phy"
         if (path / "spike_times.npy").is_file() and not (path / "F.npy").is_file():
@@ -70,6 +83,11 @@ def _kind(path: Path) -> str:
 
 
 def _identity(path: Path, kind: str) -> str:
+    if kind == "nwb" and path.is_dir():  # NWB-Zarr: every file of the folder, by its relative path
+        h = hashlib.sha256()
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(f.relative_to(path).as_posix().encode() + file_identity(f).encode())
+        return h.hexdigest()
     if kind == "phy":
         h = hashlib.sha256()
         for f in phy.identity_files(path):
@@ -100,7 +118,8 @@ def convert(
         show_default=False, metavar="INPUT")],
     bin_size: Annotated[Optional[float], typer.Option(
         "--bin-size", help="Bin width in seconds. Default 0.02 (spikes, phy); for --counts the data's bin width, "
-        "taken from --time when omitted; suite2p uses one bin per frame.", show_default=False)] = None,
+        "taken from --time when omitted; for --trials the file's bin width (dt); suite2p uses one bin per frame.",
+        show_default=False)] = None,
     counts: Annotated[Optional[list[str]], typer.Option(
         "--counts", metavar="VAR", help="[arrays] Variable holding pre-binned counts (T x N or N x T). Repeat for several "
         "sessions in one file.", show_default=False)] = None,
@@ -123,14 +142,29 @@ def convert(
     spike_clusters: Annotated[Optional[str], typer.Option(
         "--spike-clusters", help="[arrays] Variable with the unit/cluster id of each spike.",
         show_default=False)] = None,
+    trials: Annotated[list[str] | None, typer.Option(
+        "--trials", metavar="VAR", help="[MAT trials] Struct array of trials (dotted path into structs, e.g. "
+        "beforeLearning.clouds); trials laid end to end. Repeat for several sessions.", show_default=False)] = None,
+    trial_counts: Annotated[str | None, typer.Option(
+        "--trial-counts", metavar="FIELD", help="[MAT trials] Field with each trial's counts (default: the 2-D "
+        "integer-valued field, e.g. binCounts).", show_default=False)] = None,
+    trial_behavior: Annotated[list[str] | None, typer.Option(
+        "--trial-behavior", metavar="NAME=FIELD[:COLS]", help="[MAT trials] Per-bin field kept as behaviour NAME "
+        "(repeatable; default: every per-bin field).", show_default=False)] = None,
     frame_rate: Annotated[Optional[float], typer.Option(
         "--frame-rate", help="[suite2p] Imaging rate in Hz (required: ops.npy is a pickle and is not read).",
         show_default=False)] = None,
     all_rois: Annotated[bool, typer.Option(
         "--all-rois", help="[suite2p] Keep every ROI, not only iscell == 1.")] = False,
     sampling_rate: Annotated[Optional[float], typer.Option(
-        "--sampling-rate", metavar="HZ", help="[phy] Samples per second of spike_times.npy (wins over params.py's "
-        "sample_rate).", show_default=False)] = None,
+        "--sampling-rate", metavar="HZ", help="[phy, arrays] Spike times are sample indices at HZ samples per second "
+        "(phy: wins over params.py's sample_rate).", show_default=False)] = None,
+    time_unit: Annotated[Optional[TimeUnit], typer.Option(
+        "--time-unit", help="[NWB, arrays] Unit of every time in the input (spikes, behaviour, trials, --time, "
+        "--t-start) when not seconds.", show_default=False)] = None,
+    spike_time_unit: Annotated[Optional[TimeUnit], typer.Option(
+        "--spike-time-unit", help="[NWB, arrays] Unit of the spike times only, when it differs from the rest "
+        "(e.g. spikes in ms, behaviour in s).", show_default=False)] = None,
     phy_groups: Annotated[Optional[str], typer.Option(
         "--phy-groups", metavar="GROUP[,GROUP...]", help="[phy] Keep only clusters whose group label "
         "(cluster_group.tsv, else cluster_info.tsv group, else KSLabel) is listed, e.g. good,mua.",
@@ -141,6 +175,10 @@ def convert(
         "--units-where", metavar="COLUMN=VALUE[,VALUE...]", help="[NWB] Keep only units whose units-table column "
         "equals one of the values (compared as strings), e.g. quality=good. Repeat to require several.",
         show_default=False)] = None,
+    roi_series: Annotated[Optional[str], typer.Option(
+        "--roi-series", metavar="NAME", help="[NWB ophys] RoiResponseSeries to convert as a calcium session (its "
+        "name or path, e.g. DfOverF/dff); default: a DfOverF series, else Fluorescence (dF/F computed). Also "
+        "converts ophys when the file has units (units win otherwise).", show_default=False)] = None,
     output: Output = None,
     overwrite: Overwrite = False,
     no_cache: NoCache = False,
@@ -151,11 +189,14 @@ def convert(
 
     \b
     NWB:      ncli convert a.nwb b.nwb [--bin-size 0.02]
+    NWB ophys: ncli convert ophys.nwb [--roi-series NAME]   (dF/F, one bin per frame)
     Arrays:   ncli convert FILE.mat|FILE.npz --counts VAR [--bin-size S]
                   [--time VAR | --t-start S] [--behavior NAME=VAR[:COLS]] ... [--transpose auto|yes|no]
               ncli convert FILE.npz --spike-times VAR --spike-clusters VAR [--bin-size S]
     suite2p:  ncli convert path/to/plane0 --frame-rate HZ [--all-rois]
     phy:      ncli convert kilosort_out/ [--sampling-rate HZ] [--phy-groups good,mua] [--bin-size S]
+    MAT trials: ncli convert FILE.mat --trials VAR [--trial-counts FIELD] [--trial-behavior NAME=FIELD[:COLS]]
+                  [--bin-size S]
 
     \b
     Examples:
@@ -174,14 +215,23 @@ def convert(
     where = parse_units_where(units_where)
     if where and any(k != "nwb" for k in kinds):
         raise UsageError("--units-where applies to NWB inputs only", "--units-where")
+    if roi_series is not None and (not roi_series.strip() or any(k != "nwb" for k in kinds)):
+        raise UsageError("--roi-series applies to NWB inputs only" if roi_series.strip() else
+                         "--roi-series needs a series name", "--roi-series")
     _check_options(paths, kinds, counts=counts, behavior=behavior, time=time, t_start=t_start,
                    spike_times=spike_times, spike_clusters=spike_clusters, circular=circular, frame_rate=frame_rate,
-                   all_rois=all_rois, bin_size=bin_size, sampling_rate=sampling_rate, phy_groups=phy_groups)
+                   all_rois=all_rois, bin_size=bin_size, sampling_rate=sampling_rate, phy_groups=phy_groups,
+                   trials=trials, trial_counts=trial_counts, trial_behavior=trial_behavior)
+    scale = _time_scale(kinds, time_unit, spike_time_unit, sampling_rate, spike_times)
     groups = phy.parse_phy_groups(phy_groups)
     spec = _arrays_spec(counts=counts, behavior=behavior, time=time, t_start=t_start, bin_size=bin_size,
-                        transpose=transpose, circular=circular, spike_times=spike_times,
+                        transpose=transpose, circular=None if trials else circular, spike_times=spike_times,
                         spike_clusters=spike_clusters)
-    plan = _plan(paths, kinds, spec)
+    spec.scale = scale
+    tspec = mt.TrialsSpec(variables=list(trials or []), counts=trial_counts, bin_size=bin_size,
+                          behavior=[mt.parse_trial_behavior(b) for b in (trial_behavior or [])],
+                          transpose=transpose.value, circular=list(circular or [])) if trials else None
+    plan = _plan(paths, kinds, spec, tspec)
     identity = [_identity(p, kind) for p, kind, _ in plan]
     params = {
         "bin_size": bin_size, "sessions": [s for _, _, sids in plan for s in sids], "kinds": kinds,
@@ -190,22 +240,31 @@ def convert(
         "spike_clusters": spike_clusters, "frame_rate": frame_rate, "all_rois": all_rois,
         "allow_no_units": allow_no_units,
     }
-    if "phy" in kinds:
+    if "phy" in kinds or sampling_rate is not None:
         params["sampling_rate"] = sampling_rate
+    if "phy" in kinds:
         params["phy_groups"] = groups
+    if time_unit is not None or spike_time_unit is not None:
+        params["time_unit"] = time_unit.value if time_unit is not None else None
+        params["spike_time_unit"] = spike_time_unit.value if spike_time_unit is not None else None
     if units_where:
         params["units_where"] = list(units_where)
+    if roi_series is not None:
+        params["roi_series"] = roi_series
+    if trials:
+        params.update(trials=list(trials), trial_counts=trial_counts, trial_behavior=list(trial_behavior or []))
     build = functools.partial(_build, plan=plan, identity=identity, spec=spec,
                               bin_size=bin_size if bin_size is not None else DEFAULT_BIN_SIZE,
                               frame_rate=frame_rate, all_rois=all_rois, allow_no_units=allow_no_units,
-                              units_where=where, sampling_rate=sampling_rate, phy_groups=groups)
+                              units_where=where, sampling_rate=sampling_rate, phy_groups=groups, scale=scale,
+                              roi_series=roi_series, trials_spec=tspec)
     write_result("convert", parent=None, params=params, build=build, output=output, overwrite=overwrite,
                  no_cache=no_cache, inputs=[str(p.resolve()) for p in paths], identity=identity)
 
 
 def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, time, t_start, spike_times,
                    spike_clusters, circular, frame_rate, all_rois, bin_size, sampling_rate=None,
-                   phy_groups=None) -> None:
+                   phy_groups=None, trials=None, trial_counts=None, trial_behavior=None) -> None:
     """Refuse options that do not fit the inputs' kinds, and non-finite or non-positive numbers.
 
     Raises
@@ -215,7 +274,9 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
     array_opts = {"--counts": counts, "--behavior": behavior, "--time": time, "--t-start": t_start,
                   "--spike-times": spike_times, "--spike-clusters": spike_clusters, "--circular": circular}
     given = [k for k, v in array_opts.items() if v]
-    if any(k in ("mat", "npz") for k in kinds):
+    _check_trial_options(paths, kinds, trials=trials, trial_counts=trial_counts, trial_behavior=trial_behavior,
+                         counts=counts, behavior=behavior, time=time, spike_times=spike_times)
+    if any(k in ("mat", "npz") for k in kinds) and not trials:
         if not counts and not spike_times:
             raise UsageError("array files need --counts VAR or --spike-times VAR --spike-clusters VAR",
                              str(paths[kinds.index("mat") if "mat" in kinds else kinds.index("npz")]),
@@ -226,7 +287,7 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
             raise UsageError("--spike-times needs --spike-clusters", "--spike-clusters")
         if spike_times and behavior:
             raise UsageError("--behavior applies to --counts (behaviour at the same bins)", "--behavior")
-    elif given:
+    elif given and not (trials and given == ["--circular"]):
         raise UsageError(f"{', '.join(given)} apply to .mat/.npz inputs only", given[0])
     if (frame_rate is not None or all_rois) and "suite2p" not in kinds:
         raise UsageError("--frame-rate and --all-rois apply to suite2p folders only", "--frame-rate")
@@ -236,9 +297,12 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
                               "which is a pickle)")
     if "suite2p" in kinds and bin_size is not None:
         log.warning("--bin-size does not apply to suite2p folders (one bin per frame)")
-    if (sampling_rate is not None or phy_groups is not None) and "phy" not in kinds:
-        given_phy = "--sampling-rate" if sampling_rate is not None else "--phy-groups"
-        raise UsageError(f"{given_phy} applies to kilosort/phy folders only", given_phy)
+    if phy_groups is not None and "phy" not in kinds:
+        raise UsageError("--phy-groups applies to kilosort/phy folders only", "--phy-groups")
+    if sampling_rate is not None and "phy" not in kinds and not spike_times:
+        raise UsageError("--sampling-rate applies to kilosort/phy folders and to --spike-times of array files only",
+                         "--sampling-rate", hint="NWB spike times are seconds by the standard; for NWB files in "
+                                                  "other units use --time-unit / --spike-time-unit")
     finite(sampling_rate, "--sampling-rate", positive=True)
     if sampling_rate is None:
         for p, kind in zip(paths, kinds):
@@ -247,6 +311,25 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
     finite(bin_size, "--bin-size", positive=True)
     finite(t_start, "--t-start")
     finite(frame_rate, "--frame-rate", positive=True)
+
+
+def _time_scale(kinds: list[str], time_unit, spike_time_unit, sampling_rate, spike_times) -> TimeScale:
+    """The :class:`TimeScale` of the options; they apply to NWB and array inputs only.
+
+    Raises
+    ------
+    UsageError
+        ``--time-unit`` / ``--spike-time-unit`` with suite2p or phy inputs (frames and samples have their own
+        rate options), ``--sampling-rate`` with ``--spike-time-unit``.
+    """
+    given = [f for f, v in (("--time-unit", time_unit), ("--spike-time-unit", spike_time_unit)) if v is not None]
+    other = sorted({k for k in kinds if k not in ("nwb", "mat", "npz")})
+    if given and other:
+        raise UsageError(f"{given[0]} applies to NWB and .mat/.npz inputs only (not {', '.join(other)})", given[0],
+                         hint="phy spike times are samples (--sampling-rate); suite2p uses --frame-rate")
+    rate = sampling_rate if spike_times else None  # phy folders convert their samples themselves
+    return time_scale(time_unit.value if time_unit is not None else None,
+                      spike_time_unit.value if spike_time_unit is not None else None, rate)
 
 
 def _arrays_spec(*, counts, behavior, time, t_start, bin_size, transpose, circular, spike_times,
@@ -271,18 +354,46 @@ def _arrays_spec(*, counts, behavior, time, t_start, bin_size, transpose, circul
     return spec
 
 
-def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tuple[Path, str, list[str]]]:
+def _check_trial_options(paths: list[Path], kinds: list[str], *, trials, trial_counts, trial_behavior, counts,
+                         behavior, time, spike_times) -> None:
+    """Refuse ``--trial-*`` options without ``--trials``, and ``--trials`` with other inputs or array options.
+
+    Raises
+    ------
+    UsageError
+    """
+    if not trials:
+        given = [f for f, v in (("--trial-counts", trial_counts), ("--trial-behavior", trial_behavior)) if v]
+        if given:
+            raise UsageError(f"{given[0]} applies to --trials only", given[0])
+        return
+    if any(k != "mat" for k in kinds):
+        raise UsageError("--trials applies to .mat files only", "--trials",
+                         hint="convert other inputs in a separate run")
+    clash = [f for f, v in (("--counts", counts), ("--behavior", behavior), ("--time", time),
+                            ("--spike-times", spike_times)) if v]
+    if clash:
+        raise UsageError(f"give --trials or {clash[0]}, not both", clash[0],
+                         hint="per-bin fields of the trials are named with --trial-behavior NAME=FIELD")
+
+
+def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec,
+          trials: mt.TrialsSpec | None = None) -> list[tuple[Path, str, list[str]]]:
     """(path, kind, session ids) per input: one session each, one per --counts variable of an array file."""
     taken: set[str] = set()
     plan: list[tuple[Path, str, list[str]]] = []
     for p, kind in zip(paths, kinds):
         stem = p.stem
+        if kind == "nwb" and p.is_dir():  # session.nwb.zarr -> session, like session.nwb
+            stem = p.resolve().name.removesuffix(".zarr").removesuffix(".nwb")
         if kind == "phy":  # the folder's own name (no suffix stripping: ks2.5 stays ks2.5)
             stem = p.resolve().name
         if kind == "suite2p":  # suite2p/plane0 -> suite2p_plane0
             folder = p.resolve()
             stem = f"{folder.parent.name}_{folder.name}" if folder.name.startswith("plane") else folder.name
-        if kind in ("mat", "npz") and len(spec.counts) > 1:
+        if trials is not None and len(trials.variables) > 1:
+            sids = [_session_id(f"{stem}_{v}", taken) for v in trials.variables]
+        elif kind in ("mat", "npz") and len(spec.counts) > 1:
             sids = [_session_id(f"{stem}_{c}", taken) for c in spec.counts]
         else:
             sids = [_session_id(stem, taken)]
@@ -293,18 +404,21 @@ def _plan(paths: list[Path], kinds: list[str], spec: arr.ArraysSpec) -> list[tup
 def _build(w: StoreWriter, *, plan, identity: list[str], spec: arr.ArraysSpec, bin_size: float,
            frame_rate: float | None, all_rois: bool, allow_no_units: bool,
            units_where: list[tuple[str, list[str]]] | None = None, sampling_rate: float | None = None,
-           phy_groups: list[str] | None = None) -> None:
+           phy_groups: list[str] | None = None, scale: TimeScale | None = None,
+           roi_series: str | None = None, trials_spec: mt.TrialsSpec | None = None) -> None:
     """Convert every input into its session(s) of the store being written."""
     for (p, kind, sids), sha in zip(plan, identity):
         try:
             if kind == "nwb":
                 grids = [convert_nwb(w, p, sids[0], bin_size=bin_size, sha256=sha, allow_no_units=allow_no_units,
-                                     units_where=units_where)]
+                                     units_where=units_where, scale=scale, roi_series=roi_series)]
             elif kind == "phy":
                 grids = [phy.convert_phy(w, p, sids[0], bin_size=bin_size, sampling_rate=sampling_rate,
                                          groups=phy_groups, sha256=sha)]
             elif kind == "suite2p":
                 grids = [arr.convert_suite2p(w, p, sids[0], frame_rate=frame_rate, all_rois=all_rois, sha256=sha)]
+            elif trials_spec is not None:
+                grids = mt.convert_mat_trials(w, p, sids, trials_spec, sha256=sha)
             elif spec.counts:
                 grids = arr.convert_counts(w, arr.ArrayFile(p), sids, spec, sha256=sha)
             else:

@@ -27,7 +27,8 @@ SIM_START_TIME = "2000-01-01T00:00:00+00:00"
 
 #: Simulator parameter -> flag, where the flag is not ``--`` + the parameter name (errors name the flag).
 FLAGS = {"n_units": "--units", "n_sessions": "--sessions", "n_bins": "--bins", "n_concepts": "--concepts",
-         "n_states": "--states", "n_repeats": "--repeats"}
+         "n_states": "--states", "n_repeats": "--repeats", "n_channels": "--channels", "n_days": "--days",
+         "n_directions": "--directions", "n_trials": "--trials"}
 
 app = typer.Typer(help="Ground-truth generators: write a synthetic store with known structure.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -287,6 +288,72 @@ def reach(
                           t_stop=float(sess.epochs[0, 1]), behavior=_behavior(sess), epochs=sess.epochs,
                           attrs=_session_attrs("reach"))
         sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
+@app.command("crossday")
+@ncli_command("simulate")
+def crossday(
+    output: Output = None,
+    channels: Annotated[int, typer.Option("--channels", help="Channels of the array (one unit each on day 0).")] = 100,
+    days: Annotated[int, typer.Option("--days", help="Days (sessions day0, day1, ...).")] = 4,
+    scenarios: Annotated[str, typer.Option("--scenarios", help="Instability of each later day, comma-separated: "
+                                           "none, shuffle, lost, tuning, mixed (the last repeats).")] =
+    "shuffle,lost,tuning",
+    shuffle_fraction: Annotated[float, typer.Option("--shuffle-fraction", help="Fraction of channels permuted "
+                                                    "among themselves.")] = 0.1,
+    lost_fraction: Annotated[float, typer.Option("--lost-fraction", help="Fraction of channels silenced.")] = 0.15,
+    new_fraction: Annotated[float, typer.Option("--new-fraction", help="Fraction of channels recording a new "
+                                                "unit.")] = 0.05,
+    tuning_fraction: Annotated[float, typer.Option("--tuning-fraction", help="Fraction of units whose tuning "
+                                                   "changes.")] = 0.1,
+    directions: Annotated[int, typer.Option("--directions", help="Reach targets.")] = 8,
+    trials: Annotated[int, typer.Option("--trials", help="Trials per target and day.")] = 100,
+    bins: Annotated[int, typer.Option("--bins", help="Bins per trial.")] = 50,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Bin width (s).")] = 0.05,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """One electrode array over several days with planted instabilities (cross-day decoding, CRRL).
+
+    Writes sessions day0, day1, ... with binned counts of cosine-tuned channels during
+    centre-out reaches (trials laid end to end), behaviour 'velocity' and 'position',
+    trials (target, target_angle) and models/truth (per day: perm, lost, new, changed).
+    Prints the store location.
+    """
+    from ncli.simulators import CrossDaySimulator
+
+    for value, name in ((shuffle_fraction, "--shuffle-fraction"), (lost_fraction, "--lost-fraction"),
+                        (new_fraction, "--new-fraction"), (tuning_fraction, "--tuning-fraction")):
+        finite(value, name)
+    finite(bin_size, "--bin-size", positive=True)
+    set_flags(FLAGS)
+    scen = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    sim = CrossDaySimulator(n_channels=channels, n_days=days, scenarios=scen, shuffle_fraction=shuffle_fraction,
+                            lost_fraction=lost_fraction, new_fraction=new_fraction, tuning_fraction=tuning_fraction,
+                            n_directions=directions, n_trials=trials, n_bins=bins, bin_size=bin_size,
+                            seed=seed).init_params()
+    sim_sessions = sim.sample()
+    params = {"generator": "crossday", "channels": channels, "days": days, "scenarios": list(scen),
+              "shuffle_fraction": shuffle_fraction, "lost_fraction": lost_fraction, "new_fraction": new_fraction,
+              "tuning_fraction": tuning_fraction, "directions": directions, "trials": trials, "bins": bins,
+              "bin_size": bin_size, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for d, sess in enumerate(sim_sessions):
+            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
+            attrs = _session_attrs("crossday")
+            attrs["scenario"] = sim.day_scenario(d)
+            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
+                          counts=sess.counts, behavior=_behavior(sess), trials=sess.trials, epochs=sess.epochs,
+                          attrs=attrs)
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions],
+                                                     "scenarios": [sim.day_scenario(d) for d in range(days)]})
 
     write_result("simulate", parent=None, params=params, build=build, output=output,
                  overwrite=overwrite, no_cache=no_cache)

@@ -54,8 +54,14 @@ class Grid:
             raise DataError(f"recording range [{t_start}, {t_stop}] s is not finite")
         n_float = np.floor((t_stop - t_start) / bin_size + 1e-9)
         if n_float > MAX_BINS:
+            length = t_stop - t_start
+            hint = "use a larger --bin-size"
+            if length > 2 * 86_400:  # longer than a recording: the likely cause is the time unit
+                hint = (f"the times span {length:.6g} s ({length / 86_400:.3g} days), longer than a recording: "
+                        "if they are milliseconds, microseconds or sample indices pass --time-unit ms|us or "
+                        "--sampling-rate HZ; else use a larger --bin-size")
             raise DataError(f"{bin_size} s bins over [{t_start:.6g}, {t_stop:.6g}] s would make {n_float:.3g} bins "
-                            f"(more than {MAX_BINS:.0e})", hint="use a larger --bin-size")
+                            f"(more than {MAX_BINS:.0e})", hint=hint)
         n = int(n_float)
         if n < 1:
             raise DataError(f"recording range [{t_start:.6g}, {t_stop:.6g}] s is shorter than one {bin_size} s bin")

@@ -29,6 +29,7 @@ import numpy as np
 from ncli.core.binning import Grid
 from ncli.core.errors import DataError, NcliError, UsageError
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
+from ncli.formats.timeunits import TimeScale, check_not_samples, check_rates
 
 log = logging.getLogger("ncli")
 
@@ -280,6 +281,8 @@ class ArraysSpec:
     circular: list[str] = field(default_factory=list)
     spike_times: str | None = None
     spike_clusters: str | None = None
+    #: Seconds per number of the file's spike times and other times (``--time-unit``, ``--sampling-rate``).
+    scale: TimeScale = field(default_factory=TimeScale)
 
 
 def n_sessions(spec: ArraysSpec) -> int:
@@ -376,13 +379,17 @@ def convert_counts(w, af: ArrayFile, session_ids: list[str], spec: ArraysSpec, *
         n_time = counts.shape[0]
         counts = _as_counts(counts, cvar)
         if time is not None:
-            t_start, bin_size = _regular_time(time, spec.bin_size, spec.time)
             if spec.t_start is not None:
                 raise UsageError("give --time or --t-start, not both", "--t-start")
+            t_start, bin_size = _regular_time(np.asarray(time, dtype=np.float64) * spec.scale.other,
+                                              spec.bin_size, spec.time)
+            if spec.bin_size is None and not spec.scale.stated and bin_size >= 1.0 and float(bin_size).is_integer():
+                log.warning("warning: bins of %g s taken from '%s' (whole numbers): if '%s' is in milliseconds "
+                            "pass --time-unit ms", bin_size, spec.time, spec.time)
         else:
             if spec.bin_size is None:
                 raise UsageError("pre-binned counts need --bin-size (or --time VAR to infer it)", "--bin-size")
-            t_start, bin_size = float(spec.t_start or 0.0), float(spec.bin_size)
+            t_start, bin_size = float(spec.t_start or 0.0) * spec.scale.other, float(spec.bin_size)
         centres = t_start + (np.arange(n_time) + 0.5) * bin_size
         behavior: dict[str, BehaviorSeries] = {}
         for (b, var), (_, arr) in zip(beh, beh_arrays):
@@ -470,7 +477,10 @@ def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *,
     DataError
         Length mismatch, NaN spike times (unsorted times within a cluster are sorted, with a warning).
     """
-    times = np.asarray(af.get(spec.spike_times), dtype=np.float64).ravel()
+    raw = np.asarray(af.get(spec.spike_times)).ravel()
+    check_not_samples(raw, spec.spike_times, spec.scale)
+    times = spec.scale.spike_seconds(raw)
+    del raw
     clusters = np.asarray(af.get(spec.spike_clusters)).ravel()
     if times.shape != clusters.shape:
         raise DataError(f"'{spec.spike_times}' has {times.size} spikes but '{spec.spike_clusters}' "
@@ -479,8 +489,14 @@ def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *,
     attrs = {"source": {"path": str(af.path.resolve()), "sha256": sha256,
                         "variables": [spec.spike_times, spec.spike_clusters]},
              "format": af.kind.upper(), "start_time": ""}
-    t_start = spec.t_start
+    if not spec.scale.identity:
+        attrs["source"]["spike_time_unit"] = spec.scale.spikes_from
+    t_start = None if spec.t_start is None else spec.t_start * spec.scale.other
     t_stop = None
+    if not spec.scale.stated:
+        finite = times[np.isfinite(times)]
+        if finite.size:
+            check_rates(int(finite.size), len(units), (float(finite.min()), float(finite.max())), spec.scale)
     if t_start is not None:
         finite = times[np.isfinite(times)]
         t_stop = float(finite.max()) + bin_size if finite.size else None

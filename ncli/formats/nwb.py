@@ -28,7 +28,10 @@ What is read
   integer or boolean values is an event/TTL code series and is stored at native
   sampling only. ``CompassDirection`` series and series in radians (or
   degrees, converted) are circular. Other types (``ElectricalSeries``, images,
-  optical physiology, annotations) are skipped with a log line. Continuous
+  optical physiology, annotations) are skipped with a log line.
+- optical physiology: a file without units (or with ``--roi-series``) whose
+  ``RoiResponseSeries`` (``DfOverF`` / ``Fluorescence``) is read as a calcium
+  session by :mod:`ncli.formats.nwb_ophys` (dF/F, one bin per frame). Continuous
   series with NaN timestamps lose those samples; unordered or duplicated
   timestamps are sorted (stable) and duplicates averaged, with a warning.
 - ``trials`` -> ``trials/``; ``epochs`` and every other ``TimeIntervals`` table
@@ -39,6 +42,7 @@ What is read
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
@@ -51,7 +55,9 @@ import numpy as np
 
 from ncli.core.binning import Grid, RegularTimestamps, repair_series
 from ncli.core.errors import DataError, NcliError, UsageError
+from ncli.formats import nwb_zarr
 from ncli.formats.session import BehaviorSeries, UnitsSource, write_session
+from ncli.formats.timeunits import TimeScale, check_rates, check_spike_span, scale_table, scale_times
 
 log = logging.getLogger("ncli")
 
@@ -471,6 +477,10 @@ class NwbReader:
 
         return UnitsSource(ids=ids, areas=areas, spikes=spikes, columns=columns)
 
+    def has_units(self) -> bool:
+        """True when the file has a Units table holding at least one unit (anywhere, found by type)."""
+        return self._find_units()[0] is not None
+
     def _find_units(self) -> tuple[Any, str]:
         """The Units table to read and where it is: ``/units``, else the first Units table elsewhere.
 
@@ -579,6 +589,14 @@ class NwbReader:
             if t.size:
                 lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
         return None if lo > hi else (lo, hi)
+
+    def n_spikes(self) -> int:
+        """Number of spikes of the units read (after ``--units-where``); 0 before :meth:`units`."""
+        data = getattr(self, "_spike_data", None)
+        if data is None:
+            return 0
+        slices = getattr(self, "_spike_slices", None)
+        return len(data) if slices is None else sum(b - a for a, b in slices)
 
     def _areas(self, table, n: int) -> np.ndarray:
         areas = np.array([""] * n, dtype=object)
@@ -782,11 +800,56 @@ class NwbReader:
         return out
 
 
+# ----------------------------------------------------------------------------- time units
+
+
+def _check_time_units(rd: "NwbReader", units: UnitsSource | None, span: tuple[float, float] | None,
+                      trials: dict[str, np.ndarray] | None, behavior: dict, scale: TimeScale) -> None:
+    """Refuse spike times that look like ms/µs against the file's trials and continuous behaviour."""
+    if scale.stated or units is None:
+        return
+    lo, hi = np.inf, -np.inf
+    names = []
+    if trials is not None:
+        t = np.r_[np.asarray(trials["start_time"], dtype=np.float64), np.asarray(trials["stop_time"], dtype=np.float64)]
+        t = t[np.isfinite(t)]
+        if t.size:
+            lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
+            names.append("trials")
+    for name, (series, kind) in behavior.items():
+        if kind != "continuous" or len(series.timestamps) == 0:
+            continue
+        first, last, _, _ = _scan_times(series.timestamps, name)
+        if first <= last:
+            lo, hi = min(lo, first), max(hi, last)
+            if "behaviour" not in names:
+                names.append("behaviour")
+    other = (lo, hi) if lo < hi else None
+    check_spike_span(span, other, " and ".join(names) or "behaviour", scale)
+    check_rates(rd.n_spikes(), len(units), span, scale)
+
+
+def _rescale(units, span, trials, intervals, epochs, behavior, scale: TimeScale):
+    """Every time of one NWB session in seconds (``--time-unit``, ``--spike-time-unit``)."""
+    if units is not None and scale.spikes != 1.0:
+        raw, f = units.spikes, scale.spikes
+        units.spikes = lambda u: scale.spike_seconds(raw(u))
+        span = None if span is None else (span[0] * f, span[1] * f)
+    for series, _ in behavior.values():
+        series.timestamps = scale_times(series.timestamps, scale.other)
+    trials = scale_table(trials, scale.other)
+    intervals = {k: scale_table(v, scale.other) for k, v in intervals.items()}
+    if epochs is not None:
+        epochs = np.asarray(epochs, dtype=np.float64) * scale.other
+    return units, span, trials, intervals, epochs
+
+
 # ----------------------------------------------------------------------------- one session
 
 
 def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256: str,
-                allow_no_units: bool = False, units_where: list[tuple[str, list[str]]] | None = None) -> Grid:
+                allow_no_units: bool = False, units_where: list[tuple[str, list[str]]] | None = None,
+                scale: TimeScale | None = None, roi_series: str | None = None) -> Grid:
     """Read one NWB file and write it as ``sessions/<session_id>`` of the layer ``w``.
 
     Parameters
@@ -794,7 +857,8 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
     w : StoreWriter
         The layer being written.
     path : str or Path
-        The NWB file (opened read-only).
+        The NWB file, or an NWB-Zarr folder (read through
+        :func:`ncli.formats.nwb_zarr.hdf5_mirror`); opened read-only.
     session_id : str
         Name of the session group.
     bin_size : float
@@ -805,6 +869,15 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
         Convert a file without units (no ``binned/counts``).
     units_where : list of (column, values), optional
         Keep only matching units (``--units-where``).
+    scale : TimeScale, optional
+        Seconds per stored number of the spike times and of every other time
+        (``--time-unit``, ``--spike-time-unit``); default seconds, with the
+        look-alike checks of :mod:`ncli.formats.timeunits`.
+    roi_series : str, optional
+        ``--roi-series``: convert this ``RoiResponseSeries`` as a calcium
+        session even when the file has units (:mod:`ncli.formats.nwb_ophys`).
+        Without it, a file with optical physiology and no units is a calcium
+        session; units win when the file has both.
 
     Returns
     -------
@@ -816,16 +889,29 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
     ------
     DataError
         Not a readable NWB file, no units, invalid spike times or behaviour
-        timestamps, nothing to place a time grid on.
+        timestamps, nothing to place a time grid on; times that look like
+        milliseconds or microseconds when no unit was stated.
     """
     path = str(path)
-    with NwbReader(path, allow_no_units=allow_no_units, units_where=units_where) as rd:
+    scale = scale or TimeScale()
+    # an NWB-Zarr folder is read through a temporary HDF5 mirror, so both backends share this code
+    source = nwb_zarr.hdf5_mirror(path) if Path(path).is_dir() else contextlib.nullcontext(path)
+    with source as read_path, NwbReader(read_path, allow_no_units=allow_no_units, units_where=units_where) as rd:
         try:
             attrs = rd.attrs()
             attrs["source"] = {"path": str(Path(path).resolve()), "sha256": sha256}
-            units = rd.units()
+            from ncli.formats.nwb_ophys import read_calcium, write_calcium_extras
+
+            calcium = read_calcium(rd.nwb, path, has_units=rd.has_units(), roi_series=roi_series,
+                                   units_where=rd.units_filter)  # None: the units are converted
+            units = rd.units() if calcium is None else calcium.units
             trials, intervals, epochs = rd.tables()
             behavior = rd.behavior()
+            raw_span = rd.spike_range() if units is not None and calcium is None else None
+            _check_time_units(rd, units if calcium is None else None, raw_span, trials, behavior, scale)
+            if not scale.identity:
+                units, raw_span, trials, intervals, epochs = _rescale(units, raw_span, trials, intervals, epochs,
+                                                                      behavior, scale)
             if units is None and not behavior and trials is None:
                 raise DataError("no units table and no behaviour: nothing to convert", path)
             # the grid: epochs, else spikes, else (behaviour-only) the continuous series
@@ -834,10 +920,14 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
                 ranges[name] = _scan_times(series.timestamps, name)
                 if kind == "continuous" and (not ranges[name][2] or ranges[name][3]):
                     ranges[name] = _repair_behaviour(series, name, Path(path).name)
-            if epochs is not None and len(epochs):
+            if calcium is not None:  # one bin per frame, whatever --bin-size says
+                if not scale.identity:
+                    calcium.rescale(scale.other)
+                t_start, t_stop = calcium.t_start, calcium.t_stop
+            elif epochs is not None and len(epochs):
                 t_start, t_stop = float(epochs[:, 0].min()), float(epochs[:, 1].max())
             else:
-                span = rd.spike_range() if units is not None else None
+                span = raw_span
                 if span is not None:
                     t_start, t_stop = span[0], span[1] + bin_size
                 else:
@@ -859,9 +949,16 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
                                 Path(path).name, name, first, last, t_start, t_stop)
                     series.binned = False
                 series_out[name] = series
+            extra = {} if calcium is None else {"counts": calcium.dff, "counts_kind": "calcium",
+                                                "counts_unit": "dF/F", "valid": calcium.valid}
+            if calcium is not None:
+                bin_size = calcium.bin_size
+                attrs.update(calcium.attrs)
             grid = write_session(w, session_id, units=units, bin_size=bin_size, t_start=t_start, t_stop=t_stop,
                                  behavior=series_out, trials=trials, intervals=intervals, epochs=epochs,
-                                 attrs=attrs)
+                                 attrs=attrs, **extra)
+            if calcium is not None:
+                write_calcium_extras(w, session_id, calcium)
         except NcliError as err:
             if not err.where:
                 err.where = path

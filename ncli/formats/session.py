@@ -168,6 +168,7 @@ def write_session(
     counts_kind: str = "counts",
     counts_unit: str = "count",
     attrs: dict | None = None,
+    valid: np.ndarray | None = None,
 ) -> Grid:
     """Write ``sessions/<session_id>`` (units, binned, behavior, trials, intervals).
 
@@ -198,6 +199,10 @@ def write_session(
         Stored as ``binned`` attribute ``kind``.
     attrs : dict
         Session attributes (subject, species, start_time, source, ...).
+    valid : (T,) bool, optional
+        Bins the source itself marks unusable (False), e.g. calcium frames
+        inside a gap of resampled timestamps; combined (and) with epochs and
+        behaviour coverage.
 
     Returns
     -------
@@ -251,7 +256,13 @@ def write_session(
         for lo in range(0, counts.shape[0], rows):
             arr[lo : lo + rows] = np.asarray(counts[lo : lo + rows])
 
+    source_valid = valid
     valid = epochs_mask(grid, epochs)
+    if source_valid is not None:
+        source_valid = np.asarray(source_valid, dtype=bool).ravel()
+        if source_valid.shape != (grid.n_bins,):
+            raise DataError(f"valid mask has {source_valid.size} bins, the grid {grid.n_bins}")
+        valid &= source_valid
     for name, series in behavior.items():
         if "/" in name or not name:
             raise DataError(f"invalid behaviour name '{name}'")

@@ -383,6 +383,106 @@ class SessionView:
                 usable &= np.asarray(mask[start:start + length], dtype=bool)
             yield start, X, usable
 
+    def blocks(self, n_bins: int, *, lags: int = 0, latents: str | None = None, sqrt: bool = True,
+               smooth_s: float = 0.0, transform=None, dtype=np.float64, start: int = 0,
+               stop: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Consecutive time blocks of the (lagged) activity, read from the store block by block.
+
+        Each block is what :meth:`activity` (square root, Gaussian smoothing) followed by
+        :func:`ncli.core.features.lag_features` would give for its rows of the whole session:
+        the ``lags`` bins of history before a block and the smoothing kernel's reach
+        (4 SD) on both sides are read with it, so values do not depend on the block size.
+
+        Parameters
+        ----------
+        n_bins : int
+            Bins per block (>= 1; the last block may be shorter).
+        lags : int
+            Past bins per row (>= 0): row ``t`` is ``[x_t, x_{t-1}, ..., x_{t-lags}]``.
+        latents : str, optional
+            Read ``latents/NAME`` instead of the counts.
+        sqrt : bool
+            Square-root the counts (never dF/F or latents).
+        smooth_s : float
+            Gaussian kernel SD (s), 0 = none (applied before lagging, over valid bins).
+        transform : callable, optional
+            ``transform(F) -> F'`` applied row-wise to the (b, N) activity before lagging.
+        dtype : numpy dtype
+            ``float64`` or ``float32`` features.
+        start, stop : int
+            Bin range covered (default the whole session).
+
+        Yields
+        ------
+        start : int
+            First bin of the block.
+        X : (b, F * (lags + 1)) ``dtype``
+            Features of bins ``start .. start + b - 1`` (zeros where a lagged bin is invalid).
+        usable : (b,) bool
+            Rows whose whole lag window is inside the session, valid and finite.
+
+        Raises
+        ------
+        UsageError
+            ``n_bins`` < 1, negative ``lags``, unknown latents.
+        DataError
+            No binned counts.
+        """
+        from ncli.core.features import lag_features, sqrt_counts
+        from ncli.core.features import smooth as smooth_counts
+
+        if n_bins < 1:
+            raise UsageError("block length must be at least 1 bin", "blocks")
+        if lags < 0:
+            raise UsageError(f"--lags must be >= 0, got {lags}", "--lags")
+        if latents:
+            path = f"{self.base}/latents/{latents}"
+            if not self.store.is_array(path):
+                self.latents(latents)  # raises the unknown-latents error
+        else:
+            self.require_counts()
+            path = f"{self.base}/binned/counts"
+        arr = self.store.array(path)
+        T = int(arr.shape[0])
+        stop = T if stop is None else min(int(stop), T)
+        mask = self.store.array(f"{self.base}/binned/valid") if self.has("binned/valid") else None
+        do_sqrt = sqrt and not latents and not self.calcium
+        halo = int(4.0 * smooth_s / self.bin_size + 0.5) if smooth_s > 0 else 0
+        for s in range(max(0, int(start)), stop, n_bins):
+            e = min(s + n_bins, stop)
+            r0, r1 = max(0, s - lags - halo), min(T, e + halo)
+            X = np.asarray(arr[r0:r1], dtype=np.float64)
+            X = X[:, None] if X.ndim == 1 else X
+            v = np.asarray(mask[r0:r1], dtype=bool) if mask is not None else np.ones(r1 - r0, dtype=bool)
+            if do_sqrt:
+                X = sqrt_counts(X)
+            if halo:
+                X = smooth_counts(X, smooth_s, self.bin_size, v)
+            if transform is not None:
+                X = transform(X)
+            X, usable = lag_features(X, lags, v)
+            lo = s - r0
+            if r0 > 0:  # the first rows of the piece lack history; the rows kept have it
+                usable[:lo] = False
+            yield s, np.asarray(X[lo:lo + e - s], dtype=dtype), usable[lo:lo + e - s]
+
+
+#: Bytes of float64 feature rows one :meth:`SessionView.blocks` block holds (DESIGN §4 bounded memory);
+#: monkeypatch it small in tests to force several blocks.
+BLOCK_BYTES = 32 * 2**20
+
+
+def block_rows(n_columns: int, itemsize: int = 8, budget: int | None = None) -> int:
+    """Bins per block so one block of ``n_columns`` columns holds about ``budget`` bytes (default :data:`BLOCK_BYTES`).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    budget = BLOCK_BYTES if budget is None else budget
+    return max(1, int(budget) // max(1, int(n_columns) * int(itemsize)))
+
 
 def select_columns(spec: list[str] | None, columns: list[str], target: str) -> list[int]:
     """Indices of the chosen columns: ``spec`` of indices (negative allowed) or names; None: all.

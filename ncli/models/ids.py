@@ -33,6 +33,7 @@ MODEL_IDS: dict[str, str] = {
     "ncli/fa@1": "ncli.models.factor:FAEmbedding",
     "ncli/nuclr@1": "ncli.models.nuclr:NuCLR",
     "ncli/candy@1": "ncli.models.candy:CANDY",
+    "ncli/fa-stabilizer@1": "ncli.models.stabilizer:FAStabilizer",
     "ncli/lds@1": "ncli.models.lds:LinearDynamicalSystem",
     # chunking
     "ncli/chunk-pa@1": "ncli.models.chunking:PopulationAveraging",
@@ -43,6 +44,7 @@ MODEL_IDS: dict[str, str] = {
     "ncli/sim-candy@1": "ncli.simulators.candy:CandySimulator",
     "ncli/sim-nuclr@1": "ncli.simulators.nuclr:NuclrSimulator",
     "ncli/sim-reach@1": "ncli.simulators.reach:ReachSimulator",
+    "ncli/sim-crossday@1": "ncli.simulators.crossday:CrossDaySimulator",
     "ncli/sim-chunks-concepts@1": "ncli.simulators.chunks:ConceptChunkSimulator",
     "ncli/sim-chunks-sequence@1": "ncli.simulators.chunks:SequenceChunkSimulator",
 }

@@ -16,6 +16,7 @@ PoissonLDS                 Poisson LDS with a velocity readout         :mod:`.ld
 CandySimulator             one LDS, several nonlinear populations      :mod:`.candy`
 NuclrSimulator             typed neurons identifiable by context       :mod:`.nuclr`
 ReachSimulator             cosine-tuned units leading an OU velocity   :mod:`.reach`
+CrossDaySimulator          one array over days, planted instabilities  :mod:`.crossday`
 ConceptChunkSimulator      planted concept patterns                    :mod:`.chunks`
 SequenceChunkSimulator     a recurring chunk of population states      :mod:`.chunks`
 =========================  ==========================================  =================
@@ -24,6 +25,7 @@ SequenceChunkSimulator     a recurring chunk of population states      :mod:`.ch
 """
 
 from ncli.simulators.candy import CandySimulator
+from ncli.simulators.crossday import CrossDaySimulator
 from ncli.simulators.chunks import ConceptChunkSimulator, SequenceChunkSimulator
 from ncli.simulators.lds import PoissonLDS
 from ncli.simulators.nuclr import NuclrSimulator
@@ -31,5 +33,5 @@ from ncli.simulators.ou import ornstein_uhlenbeck
 from ncli.simulators.reach import ReachSimulator
 from ncli.simulators.session import SimulatedSession
 
-__all__ = ["CandySimulator", "ConceptChunkSimulator", "NuclrSimulator", "PoissonLDS", "ReachSimulator",
+__all__ = ["CandySimulator", "ConceptChunkSimulator", "CrossDaySimulator", "NuclrSimulator", "PoissonLDS", "ReachSimulator",
            "SequenceChunkSimulator", "SimulatedSession", "ornstein_uhlenbeck"]

@@ -25,7 +25,12 @@ class KalmanConfig:
 
 @register
 class Kalman(LinearMethod):
-    """Kalman filter with the behaviour (and its derivative) as state."""
+    """Kalman filter with the behaviour (and its derivative) as state.
+
+    Sessions longer than one block (:data:`ncli.formats.view.BLOCK_BYTES` of lagged
+    features) are fit from sums accumulated block by block and filtered block by
+    block (:class:`ncli.methods.decode._blocked.BlockedKalmanLearner`).
+    """
 
     name = "kalman"
     summary = "Kalman filter, behaviour (+ derivative) as state"
@@ -37,3 +42,11 @@ class Kalman(LinearMethod):
 
     def make_model(self):
         return KalmanDecoder(derivative=self.config.derivative)
+
+    def job(self, src, req):
+        """Whole-matrix fit for sessions within one block; block statistics beyond (bounded memory, DESIGN §4)."""
+        from ncli.methods.decode._blocked import blocked_job, lagged_width, needs_blocks
+
+        if needs_blocks(src, src.sessions(), lagged_width(self.config.latents, req.lags)):
+            return blocked_job(self, src, req)
+        return super().job(src, req)

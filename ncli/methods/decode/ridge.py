@@ -27,7 +27,12 @@ class RidgeConfig:
 
 @register
 class Ridge(LinearMethod):
-    """Lagged ridge regression with the penalty chosen by generalised cross-validation."""
+    """Lagged ridge regression with the penalty chosen by generalised cross-validation.
+
+    Sessions longer than one block (:data:`ncli.formats.view.BLOCK_BYTES` of lagged
+    features) are fit from ``X'X``, ``X'y`` accumulated block by block
+    (:mod:`ncli.methods.decode._blocked`), never holding the (T, F) matrix.
+    """
 
     name = "ridge"
     summary = "lagged ridge regression, penalty by generalised cross-validation"
@@ -66,3 +71,11 @@ class Ridge(LinearMethod):
 
     def make_model(self):
         return RidgeDecoder(alphas=self.alphas())
+
+    def job(self, src, req: Request):
+        """Whole-matrix fit for sessions within one block; block statistics beyond (bounded memory, DESIGN §4)."""
+        from ncli.methods.decode._blocked import blocked_job, lagged_width, needs_blocks
+
+        if needs_blocks(src, src.sessions(), lagged_width(self.config.latents, req.lags)):
+            return blocked_job(self, src, req)
+        return super().job(src, req)

@@ -89,6 +89,7 @@ class FactorMethod(EmbedMethod):
         DataError
             (when written) A session without binned counts or with fewer than 2 valid bins.
         """
+        from ncli.methods.embed._blocked import fit_blocked, is_long
         from ncli.models.factor import EMBEDDINGS
 
         cfg, src, sessions, method = self.config, run.src, run.sessions, self.name
@@ -104,6 +105,16 @@ class FactorMethod(EmbedMethod):
         def build(w: StoreWriter) -> None:
             summary = {}
             for sid, view in views(src, sessions).items():
+                if is_long(view):  # bounded memory: covariance over time blocks
+                    model, Z, n_fit = fit_blocked(view, method, EMBEDDINGS[method](n_components=dim, seed=run.seed),
+                                                  sqrt=cfg.sqrt, smooth_s=cfg.smooth)
+                    metrics = dict(model.summary(), n_bins_fitted=n_fit)
+                    write_latents(w, sid, method, Z, attrs={"method": method, "model": f"models/{method}/{sid}",
+                                                             **features})
+                    write_model(w, f"models/{method}/{sid}", model, metrics=metrics,
+                                extra={"features": features, "session": sid})
+                    summary[sid] = metrics
+                    continue
                 X, valid, _ = view.activity(sqrt=cfg.sqrt, smooth_s=cfg.smooth)
                 if valid.sum() < 2:
                     raise DataError(f"session '{sid}' has fewer than 2 valid bins", src.location)
