@@ -156,7 +156,7 @@ def test_bad_names_are_one_line_errors(tmp_path):
         (["--trials", "nope"], "no variable 'nope'", "trialData"),
         (["--trials", "trialData", "--trial-counts", "spikes"], "no field 'spikes'", "binCounts, pos, vel"),
         (["--trials", "trialData", "--trial-behavior", "x=nope"], "no field 'nope'", "binCounts"),
-        (["--trials", "trialData", "--trial-counts", "vel"], "not integer-valued", None),
+        (["--trials", "trialData", "--trial-counts", "vel"], "negative values", None),
         (["--trial-counts", "binCounts"], "applies to --trials only", None),
         (["--trials", "trialData", "--counts", "x"], "give --trials or --counts", None),
         (["--trials", "trialData", "--trial-behavior", "t=target"], "not one sample per bin", None),

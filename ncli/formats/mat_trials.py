@@ -325,14 +325,14 @@ def orient_counts(values: list[Any], name: str, transpose: str, hint_lengths: li
 
     Returns
     -------
-    counts : list of (n_k, N) int32
+    counts : list of (n_k, N) int32 (float64 when some value is fractional)
     bin_axis : int
         0 when the stored matrices are bins x channels, 1 when channels x bins.
 
     Raises
     ------
     DataError
-        Non-integer or negative counts, more than 2 dimensions, a channel count
+        NaN or negative counts, more than 2 dimensions, a channel count
         that varies across trials, or an orientation that cannot be told.
     """
     arrs = [np.asarray(v) for v in values]
@@ -343,8 +343,8 @@ def orient_counts(values: list[Any], name: str, transpose: str, hint_lengths: li
         if a.size and (a.ndim > 2 or a.dtype.kind not in "iufb"):
             raise DataError(f"counts field '{name}' has a trial of shape {a.shape} ({a.dtype}); "
                             "expected a 2-D bins x channels matrix")
-        if a.size and not _integral(a):
-            raise DataError(f"counts field '{name}' is not integer-valued (NaN or fractional values)")
+        if a.size and not np.all(np.isfinite(a)):
+            raise DataError(f"counts field '{name}' has NaN or infinite values")
         if a.size and a.min() < 0:
             raise DataError(f"counts field '{name}' has negative values")
     rows = {a.shape[0] for a in mats}
@@ -377,17 +377,24 @@ def orient_counts(values: list[Any], name: str, transpose: str, hint_lengths: li
         raise DataError(f"the channel count of '{name}' varies across trials ({sorted(n_ch)[:5]})",
                         hint="every trial must record the same channels; check --transpose")
     n = n_ch.pop()
+    integral = all(_integral(a) for a in arrs if a.size)
+    if not integral:  # e.g. counts with per-channel offsets (a BCI perturbation): kept as float64
+        log.info("counts field '%s' is not integer-valued; stored as float64", name)
+
+    def cast(a: np.ndarray) -> np.ndarray:
+        return np.round(a).astype(np.int32) if integral else a.astype(np.float64)
+
     out = []
     for k, a in enumerate(arrs):
         if not a.size:
-            out.append(np.zeros((0, n), dtype=np.int32))
+            out.append(np.zeros((0, n), dtype=np.int32 if integral else np.float64))
         elif a.ndim == 1:
             if a.size != n:
                 raise DataError(f"trial {k + 1}: counts field '{name}' has {a.size} values; expected {n} "
                                 "channels (one bin)")
-            out.append(np.round(a).astype(np.int32)[None, :])
+            out.append(cast(a)[None, :])
         else:
-            out.append(np.round(a if bin_axis == 0 else a.T).astype(np.int32))
+            out.append(cast(a if bin_axis == 0 else a.T))
     return out, bin_axis
 
 
@@ -658,7 +665,7 @@ def _convert_one(w, path: Path, mat: dict, variable: str, sid: str, spec: Trials
         first[k] = pos
         pos += int(n)
     total = pos
-    grid_counts = np.zeros((total, n_units), dtype=np.int32)
+    grid_counts = np.zeros((total, n_units), dtype=counts[0].dtype if counts else np.int32)
     for k, c in enumerate(counts):
         grid_counts[first[k] : first[k] + n_bins[k]] = c
     centres = (np.arange(total) + 0.5) * bin_size
