@@ -305,6 +305,7 @@ def _decode_both(tmp_path, monkeypatch, method, args):
     real = SessionView.blocks
     monkeypatch.setattr(SessionView, "blocks", lambda self, n, **kw: (calls.append(n), real(self, n, **kw))[1])
     monkeypatch.setattr(view_mod, "BLOCK_BYTES", 8 * 12 * 4 * 40)  # 40 bins of 12 units x 4 lags
+    monkeypatch.setattr("ncli.methods.decode._blocked.SPILL_BYTES", 0)  # session totals wait on disk
     blocked = run(["decode", src, "--method", method, "--target", "velocity", *args, "-o", tmp_path / "b.zarr",
                    "--no-cache", "-q"])
     assert blocked.exit_code == 0, blocked.output

@@ -123,7 +123,7 @@ def _write_units(w: StoreWriter, base: str, units: UnitsSource, grid: Grid | Non
     block = None
     for u in progress(range(n), total=n, desc="units"):
         if grid is not None and u % group == 0:
-            block = np.zeros((grid.n_bins, min(group, n - u)), dtype=np.int32)
+            block = np.zeros((grid.n_bins, min(group, n - u)), dtype=np.int32, order="F")  # columns contiguous
         t, backward = sort_spike_times(units.spikes(u), str(units.ids[u]))
         if backward:
             unsorted.append(str(units.ids[u]))

@@ -195,6 +195,18 @@ class Layer:
         return dict(self.group.attrs.get("ncli", {}))
 
 
+def numeric_compressors() -> list:
+    """The codec of every numeric array ncli writes: Blosc LZ4 with bit shuffling.
+
+    On spike counts (sparse int32) it writes 2x and reads 1.5x faster than zarr's default
+    Zstd at the same size (bench/bench_convert_speed.py); any zarr reader decodes it.
+    Stores written with the default codec (ncli <= 0.1) read unchanged.
+    """
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
+
+
 class Store:
     """A read-only view of an ncli store and its chain of parents.
 
@@ -609,7 +621,7 @@ class StoreWriter:
             if not shape:
                 chunks = ()
         arr = self.root.create_array(path.strip("/"), shape=shape, dtype=dtype, chunks=chunks,
-                                     fill_value=fill_value, overwrite=True)
+                                     fill_value=fill_value, overwrite=True, compressors=numeric_compressors())
         meta = dict(attrs or {})
         if unit is not None:
             meta["unit"] = unit

@@ -275,21 +275,41 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def discover() -> None:
-    """Import every module under :mod:`ncli.methods` once, so their ``@register`` runs."""
+_DISCOVERED_COMMANDS: set[str] = set()
+
+
+def discover(command: str | None = None) -> None:
+    """Import the modules under :mod:`ncli.methods` once, so their ``@register`` runs.
+
+    With ``command``, only that command's package (``ncli.methods.fit_lds`` for ``fit-lds``)
+    is imported, so running one command never imports the others' methods (and their
+    dependencies); without, every package is.
+    """
     global _DISCOVERED
-    if _DISCOVERED:
+    if _DISCOVERED or (command is not None and command in _DISCOVERED_COMMANDS):
         return
-    _DISCOVERED = True
     import ncli.methods as pkg
 
+    if command is not None:
+        _DISCOVERED_COMMANDS.add(command)
+        name = f"ncli.methods.{command.replace('-', '_')}"
+        try:
+            sub = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            return
+        for info in pkgutil.walk_packages(sub.__path__, prefix=name + "."):
+            importlib.import_module(info.name)
+        return
+    _DISCOVERED = True
     for info in pkgutil.walk_packages(pkg.__path__, prefix="ncli.methods."):
         importlib.import_module(info.name)
 
 
 def methods(command: str) -> dict[str, type[Method]]:
     """Every registered method of ``command``, by name, in registration order."""
-    discover()
+    discover(command)
     return dict(_REGISTRY.get(command, {}))
 
 

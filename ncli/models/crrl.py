@@ -268,7 +268,9 @@ def _rearrange_net(n_features: int, hidden: int):
         def forward(self, f_ref, f_day, dead):
             a, b = f_ref + self.mlp(f_ref), f_day + self.mlp(f_day)
             d2 = (a ** 2).sum(-1)[:, None] + (b ** 2).sum(-1)[None, :] - 2 * a @ b.T
-            logits = -self.log_scale.exp() * d2
+            # Euclidean, not squared: with a squared cost, a chain of small moves among similar channels
+            # is cheaper than leaving one changed channel in place (k (Δ/k)² < Δ²)
+            logits = -self.log_scale.exp() * torch.sqrt(d2.clamp_min(0) + 1e-6)
             if bool(dead.any()) and not bool(dead.all()):  # a dead channel is equally (un)likely for every row
                 floor = logits[:, ~dead].min().detach()
                 logits = torch.where(dead[None, :], floor, logits)
@@ -755,6 +757,8 @@ class CRRL(Estimator):
                 y, _, _ = net(x, mask)
                 rec[a * W:a * W + y.shape[0] * W] = y.numpy().transpose(0, 2, 1).reshape(-1, N)
         est = np.maximum(rec[:T] * self.ref_std_ + self.ref_mean_, 0) ** 2
+        if int(self.recon_steps) == 0:  # no autoencoder trained: the reference's mean counts
+            est = np.broadcast_to(self.ref_rate_, est.shape)
         out[:, missing] = est[:, missing]
         return out
 

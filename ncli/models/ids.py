@@ -34,6 +34,7 @@ MODEL_IDS: dict[str, str] = {
     "ncli/nuclr@1": "ncli.models.nuclr:NuCLR",
     "ncli/candy@1": "ncli.models.candy:CANDY",
     "ncli/fa-stabilizer@1": "ncli.models.stabilizer:FAStabilizer",
+    "ncli/crrl@1": "ncli.models.crrl:CRRL",
     "ncli/lds@1": "ncli.models.lds:LinearDynamicalSystem",
     # chunking
     "ncli/chunk-pa@1": "ncli.models.chunking:PopulationAveraging",

@@ -49,7 +49,7 @@ class Moments:
     sx : (F,) float64
         ``Σ (x - shift)``.
     sxx : (F, F) float64
-        ``Σ (x - shift)(x - shift)'``.
+        ``Σ (x - shift)(x - shift)'``, lower triangle (the upper one is filled by :meth:`centred`).
     sy : (D,) float64
     sxy : (F, D) float64
         ``Σ (x - shift) y'``.
@@ -66,21 +66,51 @@ class Moments:
         self.sy = np.zeros(D)
         self.sxy = np.zeros((F, D))
         self.syy = np.zeros(D)
+        self._file = None
+        self._F = F
 
     def add(self, X: np.ndarray, Y: np.ndarray | None = None) -> Moments:
         """Add the rows of ``X`` (b, F) (and ``Y`` (b, D)); returns self."""
         if X.shape[0] == 0:
             return self
+        from scipy.linalg.blas import dsyrk
+
         Xc = np.asarray(X, dtype=np.float64) - self.shift
         self.n += Xc.shape[0]
         self.sx += Xc.sum(axis=0)
-        self.sxx += Xc.T @ Xc
+        # Σ xx' accumulated in place (BLAS syrk, no (F, F) temporary) into the lower triangle of sxx;
+        # the upper one is filled by centred()
+        out = dsyrk(1.0, Xc.T, beta=1.0, c=self.sxx.T, trans=0, lower=0, overwrite_c=1)
+        if not np.shares_memory(out, self.sxx):  # pragma: no cover - a BLAS that copied
+            self.sxx[...] = np.tril(out.T)
         if Y is not None and self.sy.size:
             Y = np.asarray(Y, dtype=np.float64)
             self.sy += Y.sum(axis=0)
             self.sxy += Xc.T @ Y
             self.syy += np.sum(Y**2, axis=0)
         return self
+
+    def spill(self) -> Moments:
+        """Move ``sxx`` to an anonymous temporary file (deleted when these moments are freed); returns self.
+
+        Only :meth:`rest` and :meth:`copy` read spilled moments (row by row), so a
+        session total kept for K folds costs no (F, F) array in memory.
+        """
+        import tempfile
+
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="ncli-moments-")  # noqa: SIM115 - lives with the moments
+            self.sxx.tofile(self._file)
+            self._file.flush()
+            self._F = self.sxx.shape[0]
+            self.sxx = None
+        return self
+
+    def _sxx_rows(self, lo: int, hi: int) -> np.ndarray:
+        if self._file is None:
+            return self.sxx[lo:hi]
+        self._file.seek(lo * self._F * 8)
+        return np.fromfile(self._file, dtype=np.float64, count=(hi - lo) * self._F).reshape(hi - lo, self._F)
 
     def merge(self, other: Moments) -> Moments:
         """Add the sums of ``other`` (same shift) into self; returns self."""
@@ -96,16 +126,22 @@ class Moments:
         if not np.array_equal(self.shift, part.shift):
             raise ValueError("moments with different shifts cannot be subtracted")
         part.n = self.n - part.n
-        for name in ("sx", "sxx", "sy", "sxy", "syy"):
+        for name in ("sx", "sy", "sxy", "syy"):
             np.subtract(getattr(self, name), getattr(part, name), out=getattr(part, name))
+        F = part.sxx.shape[0]
+        step = max(1, (1 << 22) // max(1, F))
+        for lo in range(0, F, step):
+            hi = min(lo + step, F)
+            np.subtract(self._sxx_rows(lo, hi), part.sxx[lo:hi], out=part.sxx[lo:hi])
         return part
 
     def copy(self) -> Moments:
         """An independent copy."""
         out = Moments(self.sx.size, self.sy.size, self.shift)
         out.n = self.n
-        for name in ("sx", "sxx", "sy", "sxy", "syy"):
+        for name in ("sx", "sy", "sxy", "syy"):
             setattr(out, name, getattr(self, name).copy())
+        out.sxx = self.sxx.copy() if self._file is None else self._sxx_rows(0, self._F)
         return out
 
     @property
@@ -122,9 +158,14 @@ class Moments:
         mc = self.sx / n
         ymu = self.sy / n if self.sy.size else self.sy
         C = self.sxx if inplace else self.sxx.copy()
-        C -= n * np.outer(mc, mc)
-        C += C.T  # symmetrise exactly
-        C *= 0.5
+        F = mc.size
+        step = max(1, (1 << 22) // max(1, F))  # rows at a time: no (F, F) temporary
+        for lo in range(0, F, step):
+            hi = min(lo + step, F)
+            upper = np.arange(F - lo)[None, :] > np.arange(hi - lo)[:, None]
+            block = C[lo:hi, lo:]
+            block[upper] = C[lo:, lo:hi].T[upper]  # mirror the lower triangle
+            C[lo:hi] -= n * np.outer(mc[lo:hi], mc)
         cxy = self.sxy - n * np.outer(mc, ymu)
         yss = self.syy - n * ymu**2
         return C, cxy, np.maximum(yss, 0.0), ymu
@@ -185,7 +226,8 @@ def ridge_from_moments(model, m: Moments, consume: bool = False):
     lam, V = _eigh_desc(G, overwrite=True)
     del G
     keep = lam > max(lam.max(initial=0.0), 1e-300) * n * F * np.finfo(float).eps
-    lam, V = lam[keep], V[:, keep]
+    if not keep.all():  # (a copy of V only when directions are dropped)
+        lam, V = lam[keep], V[:, keep]
     proj = V.T @ xty
     proj2 = proj**2
     yvar = yss / n

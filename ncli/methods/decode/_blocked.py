@@ -6,8 +6,10 @@ sessions keep the whole-matrix path, so recorded results do not change.
 One pass over the session sums ``X'X``, ``X'y`` (:class:`ncli.models.sufficient.Moments`)
 over the usable bins; a fold's model is fit from the total minus the
 statistics of the bins it leaves out (its test block and gaps, read again),
-which equals the whole-matrix fit up to float round-off. Predictions are
-computed block by block.
+which equals the whole-matrix fit up to float round-off. A large session
+total (``Σxx'`` over :data:`SPILL_BYTES`) waits in an anonymous temporary file
+between fits, so a fit holds one (F, F) array. Predictions are computed block
+by block.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from ncli.formats.store import Store
 from ncli.formats.view import SessionView, block_rows
 from ncli.methods import harness
 from ncli.models.sufficient import Moments, ridge_from_moments
+
+#: session totals whose Σxx' is larger than this are kept in a temporary file between fits
+SPILL_BYTES = 64 * 2**20
 
 
 def needs_blocks(src: Store, sessions: list, n_columns_of) -> bool:
@@ -98,6 +103,8 @@ class BlockedRidgeLearner:
                 m = Moments(X.shape[1], Y.shape[1] if self.with_targets else 0, self.shift)
             if m is not None:
                 m.add(X[u], Y[s:s + X.shape[0]][u] if self.with_targets else None)
+        if m is not None and m.sxx.nbytes > SPILL_BYTES:
+            m.spill()  # kept for every fold: on disk, read back row by row (one (F, F) array in memory per fit)
         self.usable[sid], self.totals[sid] = usable, m
         return usable
 
