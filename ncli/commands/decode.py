@@ -28,8 +28,22 @@ from ncli.methods.decode._base import Request
 
 
 def _resolve(method: str, common: dict) -> str:
-    """``--target units/COLUMN`` runs the unit probe, whatever ``--method`` says."""
-    return "probe" if (common.get("target") or "").startswith("units/") else method
+    """``--target units/COLUMN`` runs the unit probe, whatever ``--method`` says; ``trials/COLUMN`` needs a
+    sequence method (tmt, gru-ctc) and a sequence method needs ``trials/COLUMN``."""
+    from ncli.methods import registry
+
+    target = common.get("target") or ""
+    if target.startswith("units/"):
+        return "probe"
+    table = registry.methods("decode")
+    sequence = [n for n, m in table.items() if getattr(m, "task", "regression") == "sequence"]
+    if target.startswith("trials/") and method not in sequence:
+        raise UsageError(f"--method {method} decodes behaviours, not the sequence target '{target}'", "--method",
+                         hint=f"use --method {' or '.join(sequence)}")
+    if target and method in sequence and not target.startswith("trials/"):
+        raise UsageError(f"--method {method} decodes per-trial sequences; got --target '{target}'", "--target",
+                         hint="e.g. --target trials/phonemes")
+    return method
 
 
 @ncli_command("decode")

@@ -359,6 +359,71 @@ def crossday(
                  overwrite=overwrite, no_cache=no_cache)
 
 
+@app.command("speech")
+@ncli_command("simulate")
+def speech(
+    output: Output = None,
+    electrodes: Annotated[int, typer.Option("--electrodes", help="Electrodes (features: threshold crossings "
+                                            "and spike-band power of each).")] = 32,
+    phonemes: Annotated[int, typer.Option("--phonemes", help="Phoneme classes (16-39).")] = 24,
+    days: Annotated[int, typer.Option("--days", help="Days (sessions day0, day1, ...); decode on days 0-4, "
+                                      "test on 5-7.")] = 8,
+    trials: Annotated[int, typer.Option("--trials", help="Sentences per day.")] = 100,
+    words: Annotated[int, typer.Option("--words", help="Words of the lexicon (2-5 phonemes each).")] = 60,
+    min_phonemes: Annotated[int, typer.Option("--min-phonemes", help="Fewest phonemes per sentence.")] = 8,
+    max_phonemes: Annotated[int, typer.Option("--max-phonemes", help="Most phonemes per sentence.")] = 20,
+    drift: Annotated[float, typer.Option("--drift", help="Size of the day-specific feature mixing (0: the "
+                                         "same every day).")] = 1.0,
+    gain: Annotated[float, typer.Option("--gain", help="Template amplitude (signal to noise).")] = 1.0,
+    bin_size: Annotated[float, typer.Option("--bin-size", help="Bin width (s).")] = 0.02,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Attempted speech on several days: phoneme templates in threshold crossings and spike-band power.
+
+    Writes sessions day0, day1, ... with binned features (T, 2 x electrodes), trials laid end
+    to end (start_time, stop_time, phonemes: space-separated tokens with '|' between words,
+    attrs sequence/vocabulary; text; n_phonemes), latents/truth (the token spoken per bin)
+    and models/truth (templates, lexicon, each day's mixing and offsets). Prints the store location.
+    """
+    from ncli.simulators.speech import SpeechSimulator
+
+    for value, name in ((drift, "--drift"), (gain, "--gain")):
+        finite(value, name)
+    finite(bin_size, "--bin-size", positive=True)
+    set_flags({**FLAGS, "n_electrodes": "--electrodes", "n_phonemes": "--phonemes", "n_words": "--words",
+               "min_phonemes": "--min-phonemes", "max_phonemes": "--max-phonemes"})
+    sim = SpeechSimulator(n_electrodes=electrodes, n_phonemes=phonemes, n_days=days, n_trials=trials,
+                          n_words=words, min_phonemes=min_phonemes, max_phonemes=max_phonemes, gain=gain,
+                          drift=drift, bin_size=bin_size, seed=seed).init_params()
+    sim_sessions = sim.sample()
+    params = {"generator": "speech", "electrodes": electrodes, "phonemes": phonemes, "days": days,
+              "trials": trials, "words": words, "min_phonemes": min_phonemes, "max_phonemes": max_phonemes,
+              "drift": drift, "gain": gain, "bin_size": bin_size, "seed": seed}
+    vocab = sim.vocabulary
+
+    def build(w: StoreWriter) -> None:
+        for sess in sim_sessions:
+            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
+            base = f"sessions/{sess.session_id}"
+            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
+                          counts=sess.counts, counts_unit="a.u.", trials=sess.trials, epochs=sess.epochs,
+                          attrs=_session_attrs("speech"))
+            w.array(f"{base}/trials/phonemes", sess.trials["phonemes"],
+                    attrs={"sequence": True, "vocabulary": vocab,
+                           "description": "phonemes of the sentence, '|' between words"})
+            w.array(f"{base}/latents/truth", sess.latents.astype(np.float32),
+                    attrs={"description": "token spoken at each bin (index into the vocabulary; -1: silence)"})
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions],
+                                                     "vocabulary": vocab})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
 @app.command("chunks")
 @ncli_command("simulate")
 def chunks(

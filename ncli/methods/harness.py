@@ -34,8 +34,12 @@ Tasks
     Balanced accuracy and macro-F1 of held-out labels
     (:func:`ncli.core.metrics.classification_metrics`), with leave-one-session-out
     or stratified K-fold over units (:func:`evaluate_units`: the unit probes).
-Not yet implemented: ``sequence`` (error rates of decoded sequences) and
-``encoding`` (noise-ceiling-normalised encoding scores); see :data:`TASKS`.
+``sequence``
+    Per-trial label sequences (``decode --target trials/COLUMN``, :func:`evaluate_sequences`):
+    token and word error rates of the decoded sequences (:func:`ncli.core.sequences.error_rates`)
+    and the real-time factor, on held-out trials of the training sessions (held-in) and
+    on every trial of the test sessions (held-out), optionally adapting trial by trial.
+Not yet implemented: ``encoding`` (noise-ceiling-normalised encoding scores); see :data:`TASKS`.
 
 The order of every fit, prediction and random draw is that of ncli 0.1.0, so
 results are identical (tests/test_golden.py).
@@ -55,7 +59,7 @@ from ncli.core.features import angles_to_xy, xy_to_angles
 from ncli.core.metrics import classification_metrics, decoding_metrics
 from ncli.core.splits import blocked_folds
 from ncli.formats.store import StoreWriter
-from ncli.methods.results import write_model, write_prediction
+from ncli.methods.results import write_model, write_prediction, write_sequences
 
 log = logging.getLogger("ncli")
 
@@ -73,7 +77,7 @@ SPLITS: dict[str, str | None] = {
 TASKS: dict[str, str | None] = {
     "regression": "R², Pearson r, circular error",
     "classification": "balanced accuracy, macro-F1",
-    "sequence": None,
+    "sequence": "token (phoneme/character) and word error rates of decoded sequences, real-time factor",
     "encoding": None,
 }
 
@@ -491,3 +495,122 @@ def evaluate_units(X: Sequence[np.ndarray], y: Sequence[np.ndarray], *, folds: i
     if evaluation == "stratified_kfold_over_units":
         metrics["folds"] = k
     return [p.astype(str) for p in preds], metrics
+
+
+# ----------------------------------------------------------------------------- sequences
+
+
+@dataclass
+class SequenceTrials:
+    """One session's trials for the sequence task.
+
+    Attributes
+    ----------
+    X : list of (T_i, F) float32
+        Features of each trial.
+    refs : list of str
+        Reference token sequences (space-separated).
+    labels : list of (L_i,) int64
+        The same as class ids (1-based; 0 is the CTC blank).
+    durations : (n_trials,) float64
+        Trial durations (s).
+    """
+
+    X: list
+    refs: list
+    labels: list
+    durations: np.ndarray
+
+
+def held_in_trials(n_trials: int, folds: int) -> np.ndarray:
+    """Trials of a training session kept out of training: the last ``ceil(n / folds)`` (none when folds < 2)."""
+    if folds < 2 or n_trials < 2:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, -(-n_trials // folds))
+    return np.arange(n_trials - k, n_trials)
+
+
+def evaluate_sequences(w: StoreWriter, learner: Any, data: dict[str, SequenceTrials], *, train: list, test: list,
+                       folds: int, label: str, vocabulary: list, separator: str | None, attrs: dict,
+                       describe: Callable[[str, dict], str]) -> dict:
+    """Train on ``train`` sessions, decode held-in and held-out trials, write predictions and the model.
+
+    The last ``ceil(n / folds)`` trials of each training session are held out
+    (held-in evaluation, no adaptation); every trial of each ``test`` session is
+    decoded, in session and trial order, by ``learner.decode`` (which may adapt
+    as it goes). Writes ``sessions/<sid>/predictions/<label>`` (n_trials,) str
+    (decoded tokens; "" for trials used in training, listed in ``attrs.trained_on``),
+    and the trained model (before any adaptation) under ``models/<label>/cross_session``.
+
+    Parameters
+    ----------
+    w : StoreWriter
+    learner : object
+        ``fit({sid: trial indices}) -> model``; ``decode(model, sid, trials, adapt) -> (list of id arrays,
+        seconds)``; ``n_parameters(model)``.
+    data : dict
+        Session id -> :class:`SequenceTrials`.
+    train, test : list of str
+        Sessions (``test`` may be empty: held-in only).
+    folds : int
+    label : str
+        ``<method>_<column>``.
+    vocabulary : list of str
+    separator : str, optional
+        Word separator token (word error rate when given).
+    attrs : dict
+        Provenance added to every prediction's attributes.
+    describe : callable
+        ``describe(sid or "pooled", metrics) -> str`` logged per session.
+
+    Returns
+    -------
+    dict
+        Pooled metrics: ``per_held_in``, ``per_held_out`` (and ``wer_*``), ``rtf``, ``per_session``.
+    """
+    from ncli.core.sequences import decode_ids, error_rates
+
+    held = {sid: held_in_trials(len(data[sid].X), folds) for sid in train}
+    fit_on = {sid: np.setdiff1d(np.arange(len(data[sid].X)), held[sid]) for sid in train}
+    t0 = time.perf_counter()
+    model = learner.fit(fit_on, "train")
+    train_seconds = time.perf_counter() - t0
+    model_path = f"models/{label}/cross_session"
+    write_model(w, model_path, model, extra={"fit": f"trained on {', '.join(train)} (held-in trials excluded)",
+                                             "sessions": list(train), "vocabulary": list(vocabulary)})
+    per_session, pooled = {}, {"held_in": ([], []), "held_out": ([], [])}
+    seconds = duration = 0.0
+    for kind, sessions in (("held_in", train), ("held_out", test)):
+        for sid in sessions:
+            d = data[sid]
+            idx = held[sid] if kind == "held_in" else np.arange(len(d.X))
+            ids, sec = learner.decode(model, sid, idx, adapt=kind == "held_out")
+            hyps = [decode_ids(i, vocabulary) for i in ids]
+            refs = [d.refs[i] for i in idx]
+            m = error_rates(refs, hyps, separator)
+            dur = float(d.durations[idx].sum())
+            m.update({"kind": kind, "n_trials": int(idx.size), "rtf": sec / max(dur, 1e-12),
+                      "decode_seconds": sec})
+            seconds, duration = seconds + sec, duration + dur
+            pooled[kind][0].extend(refs)
+            pooled[kind][1].extend(hyps)
+            per_session[sid] = {k: v for k, v in m.items() if k != "per_trial"}
+            out = np.array([""] * len(d.X), dtype=object)
+            for i, h in zip(idx, hyps):
+                out[i] = h
+            trained = fit_on.get(sid, np.zeros(0, dtype=np.int64))
+            write_sequences(w, sid, label, out, attrs={**attrs, "metrics": per_session[sid],
+                                                        "per_trial": dict(zip(map(int, idx), m["per_trial"])),
+                                                        "trained_on": trained.tolist(), "model": model_path})
+            log.info(describe(sid, per_session[sid]))
+    summary: dict = {"per_session": per_session, "train_sessions": list(train), "test_sessions": list(test),
+                     "train_seconds": train_seconds, "rtf": seconds / max(duration, 1e-12),
+                     "n_parameters": learner.n_parameters(model)}
+    for kind, (refs, hyps) in pooled.items():
+        if refs:
+            m = error_rates(refs, hyps, separator)
+            summary[f"per_{kind}"] = m["per"]
+            if "wer" in m:
+                summary[f"wer_{kind}"] = m["wer"]
+    log.info(describe("pooled", summary))
+    return summary

@@ -65,6 +65,11 @@ def write_prediction(w: StoreWriter, sid: str, name: str, pred: np.ndarray, *, u
             attrs=attrs)
 
 
+def write_sequences(w: StoreWriter, sid: str, name: str, sequences: np.ndarray, *, attrs: dict) -> None:
+    """``sessions/<sid>/predictions/<name>`` (n_trials,) str: a decoded token sequence per trial; ``attrs`` metrics."""
+    w.array(f"sessions/{sid}/predictions/{name}", np.asarray(sequences, dtype=object), attrs=attrs)
+
+
 def write_model(w: StoreWriter, path: str, model: Any, *, metrics: dict | None = None,
                 extra: dict | None = None) -> None:
     """A fitted estimator saved under ``path`` (``models/<name>/<sid>``) with its metrics and provenance."""

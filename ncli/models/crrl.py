@@ -142,6 +142,59 @@ def hungarian(logits: np.ndarray, dead: np.ndarray | None = None) -> np.ndarray:
     return perm
 
 
+def assign(logits: np.ndarray, dead: np.ndarray, unmatched_cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact channel assignment with a "no match" option (Hungarian algorithm on an augmented cost matrix).
+
+    The cost of pairing reference row ``i`` with column ``j`` is ``c_ij = -logits[i, j]``,
+    shifted so that the smallest is 0. Each row may instead stay unmatched, and each
+    column unused, at the cost ``c0 = unmatched_cost · median_i min_j c_ij`` (dead
+    columns are never matched). Without that option a reference channel whose unit
+    changed (or left) forces a chain of moves among similar channels; with it, the
+    channel is left for the reconstruction. The ``2N x 2N`` problem
+    ``[[C, c0 I], [c0 I, 0]]`` is solved by :func:`hungarian`.
+
+    Parameters
+    ----------
+    logits : (N, N) array
+    dead : (N,) bool
+        Columns that match nothing.
+    unmatched_cost : float
+        0: every row is matched (dead columns last, :func:`hungarian`).
+
+    Returns
+    -------
+    perm : (N,) int64
+        A permutation: the matched column of each row; unmatched rows get the left-over columns in order.
+    unmatched : (N,) bool
+        Rows left unmatched.
+    """
+    L = np.asarray(logits, dtype=np.float64)
+    N = L.shape[0]
+    dead = np.asarray(dead, bool)
+    if unmatched_cost <= 0 or dead.all():
+        perm = hungarian(L, dead)
+        return perm, dead[perm]
+    cost = L[:, ~dead].max() - L
+    c0 = float(unmatched_cost) * float(np.median(cost[:, ~dead].min(axis=1)))
+    big = 10.0 * (cost[:, ~dead].max() + c0) + 1.0
+    cost[:, dead] = big
+    M = np.full((2 * N, 2 * N), big)
+    M[:N, :N] = cost
+    M[N:, N:] = 0.0
+    idx = np.arange(N)
+    M[idx, N + idx] = c0
+    M[N + idx, idx] = c0
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(M)
+    perm = np.full(N, -1, dtype=np.int64)
+    top = (rows < N) & (cols < N)
+    perm[rows[top]] = cols[top]
+    unmatched = perm < 0
+    perm[unmatched] = np.setdiff1d(np.arange(N), perm[~unmatched])
+    return perm, unmatched
+
+
 def _zrows(A: np.ndarray) -> np.ndarray:
     """Rows centred and scaled to unit norm (0 for constant rows)."""
     A = A - A.mean(axis=1, keepdims=True)
@@ -266,15 +319,16 @@ def _rearrange_net(n_features: int, hidden: int):
             self.log_scale = nn.Parameter(torch.tensor(float(np.log(5.0))))
 
         def forward(self, f_ref, f_day, dead):
+            """(N, F) reference and (D, N, F) day features, (D, N) dead mask -> (D, N, N) logits."""
             a, b = f_ref + self.mlp(f_ref), f_day + self.mlp(f_day)
-            d2 = (a ** 2).sum(-1)[:, None] + (b ** 2).sum(-1)[None, :] - 2 * a @ b.T
+            d2 = (a ** 2).sum(-1)[None, :, None] + (b ** 2).sum(-1)[:, None, :] - 2 * a @ b.transpose(1, 2)
             # Euclidean, not squared: with a squared cost, a chain of small moves among similar channels
             # is cheaper than leaving one changed channel in place (k (Δ/k)² < Δ²)
             logits = -self.log_scale.exp() * torch.sqrt(d2.clamp_min(0) + 1e-6)
-            if bool(dead.any()) and not bool(dead.all()):  # a dead channel is equally (un)likely for every row
-                floor = logits[:, ~dead].min().detach()
-                logits = torch.where(dead[None, :], floor, logits)
-            return logits
+            # a dead channel is equally (un)likely for every row: the day's lowest live logit
+            floor = torch.where(dead[:, None, :], torch.inf, logits).amin(dim=(1, 2), keepdim=True).detach()
+            floor = torch.where(torch.isfinite(floor), floor, torch.zeros_like(floor))
+            return torch.where(dead[:, None, :], floor, logits)
 
     return RearrangeNet()
 
@@ -357,11 +411,11 @@ class CRRL(Estimator):
         Scale of the Gumbel noise added to the logits while training.
     corr_weight, entropy_weight : float
         Weights of the correlation-row loss and of the entropy penalty.
-    rate_weight : float
-        Weight of a channel's log rate among its features (against the unit-norm template and correlation row).
-    stay_prior : float
-        Bonus for a channel staying where it was, in units of the logits' SD, added before the Hungarian
-        assignment (electrode shifts move a minority of channels); 0 = none, as in the paper.
+    corr_feature : float
+        Weight of the (unit-norm) correlation row among a channel's features, beside its template.
+    unmatched_cost : float
+        A reference channel may stay unmatched (and be restored) at a cost of this many times the
+        median best-match cost (:func:`assign`); 0 = every channel is assigned.
     dead_fraction : float
         A later-day channel whose mean count is below this fraction of the
         assigned reference channel's is dead; its reference channel is restored.
@@ -398,6 +452,8 @@ class CRRL(Estimator):
         Standardisation of the autoencoder's input (smoothed square-root counts of the reference).
     ref_rate_ : (N,) float64
         Mean count per bin of every reference channel.
+    unmatched_ : (S, N) bool
+        Reference channels the assignment left unmatched (see :func:`assign`).
     sinkhorn_error_ : (S,) float64
         Largest deviation of a Sinkhorn row or column sum from 1 at the last training step (0 for the reference).
     loss_history_ : (steps,) float32
@@ -407,14 +463,14 @@ class CRRL(Estimator):
     """
 
     model_id = "ncli/crrl@1"
-    _learned = ("perm_", "missing_", "match_r_", "logits_", "templates_", "ref_mean_", "ref_std_", "ref_rate_",
+    _learned = ("perm_", "missing_", "unmatched_", "match_r_", "logits_", "templates_", "ref_mean_", "ref_std_", "ref_rate_",
                 "sinkhorn_error_", "loss_history_")
     _learned_scalars = ("n_classes_", "train_seconds_")
 
     def __init__(self, n_profile: int = 10, hidden: int = 64, epochs: int = 150, rounds: int = 2, lr: float = 1e-3,
                  tau_start: float = 1.0, tau_end: float = 1e-3, sinkhorn_iters: int = 30, gumbel_scale: float = 0.5,
-                 corr_weight: float = 1.0, entropy_weight: float = 0.01, rate_weight: float = 3.0,
-                 stay_prior: float = 0.0, dead_fraction: float = 0.05,
+                 corr_weight: float = 1.0, entropy_weight: float = 0.01, corr_feature: float = 0.3,
+                 unmatched_cost: float = 2.0, dead_fraction: float = 0.05,
                  min_match: float = 0.3, window: int = 8, dim: int = 32, heads: int = 4, layers: int = 1,
                  n_codes: int = 32, groups: int = 4, mask_fraction: float = 0.2, fourier_weight: float = 0.1,
                  commitment: float = 0.25, recon_steps: int = 300, batch_size: int = 32, smooth: float = 1.5,
@@ -430,8 +486,8 @@ class CRRL(Estimator):
         self.gumbel_scale = gumbel_scale
         self.corr_weight = corr_weight
         self.entropy_weight = entropy_weight
-        self.rate_weight = rate_weight
-        self.stay_prior = stay_prior
+        self.corr_feature = corr_feature
+        self.unmatched_cost = unmatched_cost
         self.dead_fraction = dead_fraction
         self.min_match = min_match
         self.window = window
@@ -468,8 +524,8 @@ class CRRL(Estimator):
             (self.gumbel_scale >= 0, "{gumbel_scale} must be >= 0", "gumbel_scale"),
             (self.corr_weight >= 0, "{corr_weight} must be >= 0", "corr_weight"),
             (self.entropy_weight >= 0, "{entropy_weight} must be >= 0", "entropy_weight"),
-            (self.rate_weight >= 0, "{rate_weight} must be >= 0", "rate_weight"),
-            (self.stay_prior >= 0, "{stay_prior} must be >= 0", "stay_prior"),
+            (self.corr_feature >= 0, "{corr_feature} must be >= 0", "corr_feature"),
+            (self.unmatched_cost >= 0, "{unmatched_cost} must be >= 0", "unmatched_cost"),
             (0 <= self.dead_fraction < 1, "{dead_fraction} must be in [0, 1)", "dead_fraction"),
             (-1 <= self.min_match <= 1, "{min_match} must be in [-1, 1]", "min_match"),
             (self.window >= 2, f"{{window}} must be at least 2, got {self.window}", "window"),
@@ -486,23 +542,19 @@ class CRRL(Estimator):
 
     # ------------------------------------------------------------------ features
 
-    def _features(self, Xs: np.ndarray, templates: np.ndarray, order: np.ndarray, n_classes: int) -> np.ndarray:
-        """(N, F + N + 1) channel features, rows in the day's own channel order.
+    def _features(self, Xs: np.ndarray, templates: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """(N, F + N) channel features, rows in the day's own channel order.
 
-        The condition-deviation templates (each profile value minus its mean over
-        conditions: the tuning, without the response profile every channel shares),
-        centred and scaled to unit norm; the correlation row with the channels in
-        ``order`` (the estimated reference order), likewise; ``rate_weight`` times the
-        log mean square-root count (the channel's rate).
+        The condition-average template itself (square-root counts: it carries the
+        channel's rate, depth and tuning at their own noise level), then
+        ``corr_feature`` times the correlation row with the channels in ``order``
+        (the estimated reference order), centred and scaled to unit norm.
         """
         R = correlation_matrix(Xs[:, order])  # rows/cols in the estimated reference order
         inv = np.empty_like(order)
         inv[order] = np.arange(order.size)
         R = R[inv]  # back to the day's own channel order for the rows; columns stay in reference order
-        N = templates.shape[0]
-        dev = _deviation(templates, n_classes)
-        rate = np.log(Xs.mean(axis=0) + 1e-3)[:, None]
-        return np.hstack([_zrows(dev), _zrows(R), self.rate_weight * rate])
+        return np.hstack([templates, self.corr_feature * _zrows(R)])
 
     # ------------------------------------------------------------------ fit
 
@@ -566,7 +618,7 @@ class CRRL(Estimator):
         S = len(sq)
         perms = [np.arange(N) for _ in range(S)]
         live = [X.mean(axis=0) > self.dead_fraction * max(float(np.median(rate_ref)), 1e-9) for X in [ref] + days]
-        f_ref = self._features(sq[0], tref, np.arange(N), C)
+        f_ref = self._features(sq[0], tref, np.arange(N))
         net = _rearrange_net(f_ref.shape[1], self.hidden).to(dev)
         opt = make_optimizer(net.parameters(), "adam", lr=self.lr)
         gen = torch.Generator(device="cpu").manual_seed(int(self.seed))
@@ -575,44 +627,45 @@ class CRRL(Estimator):
         T_ref = torch.as_tensor(tref_dev, dtype=torch.float32, device=dev)
         sub = [np.sort(np.random.default_rng([self.seed, 5, s]).choice(X.shape[0], min(X.shape[0], 2000), False))
                for s, X in enumerate(sq)]
-        feats_t = None
+        logits_np, tdays_np = [np.zeros((N, N))] * (S - 1), [None] * (S - 1)
+        self.unmatched_ = np.zeros((S, N), dtype=bool)
         for rnd in range(int(self.rounds) if days else 0):
             tdays, feats = [], []
             for s in range(1, S):
                 # pseudo-labels from the day in its current estimated reference order
                 lab = pseudo_labels(profiles[s][:, :, perms[s]], tref, live[s][perms[s]])
-                td = class_templates(profiles[s], lab, C)  # (N_day channels, F) in the day's own order
-                tdays.append(torch.as_tensor(_deviation(td, C), dtype=torch.float32, device=dev))
-                feats.append(torch.as_tensor(self._features(sq[s], td, perms[s], C), dtype=torch.float32, device=dev))
+                td = class_templates(profiles[s], lab, C)  # (N day channels, F), the day's own order
+                tdays_np[s - 1] = td
+                tdays.append(_deviation(td, C))
+                feats.append(self._features(sq[s], td, perms[s]))
             fr = torch.as_tensor(f_ref, dtype=torch.float32, device=dev)
-            deads = [torch.as_tensor(~live[s], device=dev) for s in range(1, S)]
-            xs = [torch.as_tensor(_zcols(sq[s][sub[s]]), dtype=torch.float32, device=dev) for s in range(1, S)]
+            fd = torch.as_tensor(np.stack(feats), dtype=torch.float32, device=dev)  # (S-1, N, F)
+            td_t = torch.as_tensor(np.stack(tdays), dtype=torch.float32, device=dev)
+            deads = torch.as_tensor(~np.stack(live[1:]), device=dev)
+            xs = torch.as_tensor(np.stack([_zcols(sq[s][sub[s]]) for s in range(1, S)]), dtype=torch.float32,
+                                 device=dev)  # (S-1, n_sub, N)
             n_steps = int(self.epochs)
             taus = np.geomspace(self.tau_start, self.tau_end, n_steps)
 
             def step_loss(step: int):
-                total = 0.0
-                for k in range(S - 1):
-                    logits = net(fr, feats[k], deads[k])
-                    g = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp(1e-10, 1 - 1e-10)))
-                    P = sinkhorn((logits + self.gumbel_scale * g.to(dev)) / float(taus[step]), self.sinkhorn_iters)
-                    t_loss = 1 - _row_corr(P @ tdays[k], T_ref).mean()
-                    xr = xs[k] @ P.T
-                    c_loss = 1 - _row_corr(_corr_t(xr), R_ref).mean()
-                    ent = -(P * torch.log(P + 1e-12)).sum(-1).mean()
-                    total = total + t_loss + self.corr_weight * c_loss + self.entropy_weight * ent
-                    if step == n_steps - 1:
-                        with torch.no_grad():
-                            errors[k + 1] = float(max((P.sum(0) - 1).abs().max(), (P.sum(1) - 1).abs().max()))
-                return total / (S - 1)
+                logits = net(fr, fd, deads)  # (S-1, N, N)
+                g = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp(1e-10, 1 - 1e-10)))
+                P = sinkhorn((logits + self.gumbel_scale * g.to(dev)) / float(taus[step]), self.sinkhorn_iters)
+                t_loss = 1 - _row_corr(P @ td_t, T_ref).mean()
+                c_loss = 1 - _row_corr(_corr_t(xs @ P.transpose(1, 2)), R_ref).mean()
+                ent = -(P * torch.log(P + 1e-12)).sum(-1).mean()
+                if step == n_steps - 1:
+                    with torch.no_grad():
+                        err = torch.maximum((P.sum(-2) - 1).abs().amax(-1), (P.sum(-1) - 1).abs().amax(-1))
+                        errors[1:] = err.cpu().numpy()
+                return t_loss + self.corr_weight * c_loss + self.entropy_weight * ent
 
             done = fit_loop(step_loss, opt, n_steps, clip_norm=5.0)
             history.extend(done.losses)
             with torch.no_grad():
-                logits_all = [net(fr, f, d).cpu().numpy() for f, d in zip(feats, deads)]
+                logits_np = list(net(fr, fd, deads).cpu().numpy().astype(np.float64))
             for s in range(1, S):
-                perms[s] = hungarian(self._with_prior(logits_all[s - 1], ~live[s]), ~live[s])
-            feats_t = (logits_all, tdays)
+                perms[s], self.unmatched_[s] = assign(logits_np[s - 1], ~live[s], self.unmatched_cost)
             log.debug("crrl round %d: loss %.4f", rnd, history[-1])
         # assignments, matches, missing channels
         self.perm_ = np.stack(perms).astype(np.int64)
@@ -620,13 +673,12 @@ class CRRL(Estimator):
         self.match_r_ = np.ones((S, N))
         self.missing_ = np.zeros((S, N), dtype=bool)
         for s in range(1, S):
-            logits_all, tdays = feats_t
-            self.logits_[s] = logits_all[s - 1]
-            td = tdays[s - 1].cpu().numpy()
+            self.logits_[s] = logits_np[s - 1]
             p = self.perm_[s]
-            self.match_r_[s] = row_pearson(td[p], tref_dev)
+            self.match_r_[s] = row_pearson(_deviation(tdays_np[s - 1], C)[p], tref_dev)
             rate = days[s - 1].mean(axis=0)[p]
-            self.missing_[s] = (rate < self.dead_fraction * rate_ref) | (self.match_r_[s] < self.min_match)
+            self.missing_[s] = ((rate < self.dead_fraction * rate_ref) | (self.match_r_[s] < self.min_match)
+                                | self.unmatched_[s])
         self.missing_[0] = rate_ref <= 0
         self.templates_, self.ref_rate_ = tref, rate_ref
         self.sinkhorn_error_ = errors
@@ -643,14 +695,6 @@ class CRRL(Estimator):
         self.weights_ = weights
         self.train_seconds_ = time.perf_counter() - t0
         return self
-
-    def _with_prior(self, logits: np.ndarray, dead: np.ndarray) -> np.ndarray:
-        """Logits plus ``stay_prior`` times their spread (SD over the live columns) on the diagonal."""
-        L = np.array(logits, dtype=np.float64)
-        if self.stay_prior > 0 and (~dead).any():
-            idx = np.arange(L.shape[0])
-            L[idx, idx] += self.stay_prior * float(L[:, ~dead].std())
-        return L
 
     def _check_trials(self, trials, n_bins: int, what: str) -> np.ndarray:
         tr = np.asarray(trials, dtype=np.int64).reshape(-1, 2)

@@ -28,6 +28,8 @@ MODEL_IDS: dict[str, str] = {
     "ncli/gru@1": "ncli.models.neural_decoders:GRUDecoder",
     "ncli/poyo@1": "ncli.models.neural_decoders:POYODecoder",
     "ncli/possm@1": "ncli.models.possm:POSSMDecoder",
+    "ncli/tmt@1": "ncli.models.tmt:TMTDecoder",
+    "ncli/gru-ctc@1": "ncli.models.tmt:GRUCTCDecoder",
     # embeddings and dynamics
     "ncli/pca@1": "ncli.models.factor:PCAEmbedding",
     "ncli/fa@1": "ncli.models.factor:FAEmbedding",
@@ -46,6 +48,7 @@ MODEL_IDS: dict[str, str] = {
     "ncli/sim-nuclr@1": "ncli.simulators.nuclr:NuclrSimulator",
     "ncli/sim-reach@1": "ncli.simulators.reach:ReachSimulator",
     "ncli/sim-crossday@1": "ncli.simulators.crossday:CrossDaySimulator",
+    "ncli/sim-speech@1": "ncli.simulators.speech:SpeechSimulator",
     "ncli/sim-chunks-concepts@1": "ncli.simulators.chunks:ConceptChunkSimulator",
     "ncli/sim-chunks-sequence@1": "ncli.simulators.chunks:SequenceChunkSimulator",
 }
