@@ -198,7 +198,7 @@ def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, NCLI_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "ncli.cli", "convert", str(slow_nwb), "--bin-size", "0.0005",
+    proc = subprocess.Popen([sys.executable, "-m", "ncli.cli", "convert", str(slow_nwb), "--bin-size", "0.00025",
                              "-o", str(out / "x.zarr")], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -206,7 +206,7 @@ def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    time.sleep(0.5)  # well inside the write
+    time.sleep(0.2)  # well inside the write
     assert proc.poll() is None, "conversion finished before it could be interrupted"
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)

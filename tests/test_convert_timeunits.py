@@ -193,3 +193,11 @@ def test_unit_options_refused_where_they_do_not_apply(tmp_path):
     assert "--time-unit applies to NWB and .mat/.npz inputs only" in err
     res = convert(str(nwb), "--time-unit", "hours", "-o", str(tmp_path / "z.zarr"))
     assert res.exit_code == 2 and "hours" in res.stderr
+
+
+def test_nwb_everything_in_ms_without_option_is_refused(tmp_path):
+    """A one-minute session in ms reads as 16 h at 1/1000 of its rates: the rate check names ms."""
+    ms = _nwb(tmp_path / "ms.nwb", _spikes(9), 1e3, 1e3)
+    err = refused(str(ms), "-o", str(tmp_path / "x.zarr"))
+    assert "milliseconds read as seconds" in err and "--time-unit ms" in err
+    ok(str(ms), "--time-unit", "s", "-o", str(tmp_path / "y.zarr"))  # told, it converts as given

@@ -278,7 +278,8 @@ def _check_options(paths: list[Path], kinds: list[str], *, counts, behavior, tim
                          counts=counts, behavior=behavior, time=time, spike_times=spike_times)
     if any(k in ("mat", "npz") for k in kinds) and not trials:
         if not counts and not spike_times:
-            raise UsageError("array files need --counts VAR or --spike-times VAR --spike-clusters VAR",
+            raise UsageError("array files need --counts VAR, --spike-times VAR --spike-clusters VAR, or (a .mat "
+                             "struct array of trials) --trials VAR",
                              str(paths[kinds.index("mat") if "mat" in kinds else kinds.index("npz")]),
                              hint="see `ncli convert --help` and docs/commands/convert.md")
         if counts and spike_times:

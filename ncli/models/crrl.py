@@ -892,9 +892,9 @@ def _row_corr(A, B):
 
 
 def _corr_t(X):
-    """Torch: (N, N) correlation matrix of the columns of X (T, N), zero diagonal."""
+    """Torch: (..., N, N) correlation matrices of the columns of X (..., T, N), zero diagonal."""
     torch = _torch()
-    x = X - X.mean(0, keepdim=True)
-    x = x / torch.sqrt((x ** 2).sum(0, keepdim=True) + 1e-8)
-    R = x.T @ x
-    return R * (1 - torch.eye(R.shape[0], device=R.device))
+    x = X - X.mean(-2, keepdim=True)
+    x = x / torch.sqrt((x ** 2).sum(-2, keepdim=True) + 1e-8)
+    R = x.transpose(-1, -2) @ x
+    return R * (1 - torch.eye(R.shape[-1], device=R.device))

@@ -3,7 +3,7 @@
 :class:`SpeechSimulator` records attempted speech from ``n_electrodes``
 electrodes of an intracortical array on several days. Each of ``n_phonemes``
 phoneme classes has a spatiotemporal template (``2 n_electrodes`` features x
-``template_bins`` bins) and a word separator ``|`` has a weak one of its own. A
+``template_bins`` bins) and the word separator ``|`` one of its own. A
 trial is a sentence of words (2-5 phonemes each, ``min_phonemes`` to
 ``max_phonemes`` phonemes in all); every phoneme lasts a random number of bins
 and plays its template time-warped to that duration, with silence before and
@@ -57,7 +57,7 @@ class SpeechSimulator(Estimator):
     min_phonemes, max_phonemes : int
         Phonemes per sentence (separators not counted).
     duration_range : (int, int)
-        Bins per phoneme (inclusive); the separator lasts half as long.
+        Bins per phoneme or separator (inclusive).
     template_bins : int
         Bins of each template before time-warping (4-8 in the issue's setting).
     gain : float
@@ -154,7 +154,7 @@ class SpeechSimulator(Estimator):
             amp = rng.normal(0, 1, E) * (rng.random(E) < 0.5)
             phase = rng.uniform(0, np.pi, E)
             course = np.sin(t[:, None] + phase[None, :]) * amp[None, :]  # (L, E)
-            scale = 0.3 if k == K else 1.0
+            scale = 1.0
             temps[k, :, :E] = scale * course
             temps[k, :, E:] = scale * (0.8 * course + 0.3 * rng.normal(0, 1, (1, E)))
         self.templates_ = self.gain * temps
@@ -219,8 +219,6 @@ class SpeechSimulator(Estimator):
                 lab = [np.full(len(pieces[0]), -1)]
                 for tok in tokens:
                     dur = int(rng.integers(lo, hi + 1))
-                    if tok == K:
-                        dur = max(2, dur // 2)
                     src = np.linspace(0, L - 1, dur)  # time-warp the template to the phoneme's duration
                     i0 = np.floor(src).astype(int)
                     i1 = np.minimum(i0 + 1, L - 1)

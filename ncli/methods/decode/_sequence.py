@@ -46,10 +46,11 @@ def sequence_column(target: str) -> str:
 
 
 def read_vocabulary(src: Store, sessions: list[str], column: str) -> list[str]:
-    """The column's vocabulary (attrs ``vocabulary``), the same in every session.
+    """The column's vocabulary (attrs ``vocabulary``), the same in every session that declares one.
 
-    A column of strings without the attributes gets the sorted set of its
-    tokens, with a warning.
+    Without the attribute in any session, the sorted set of the tokens of every
+    session, with a warning (a token outside a declared vocabulary is refused
+    when the trials are read).
 
     Raises
     ------
@@ -58,7 +59,7 @@ def read_vocabulary(src: Store, sessions: list[str], column: str) -> list[str]:
     DataError
         Sessions with different vocabularies.
     """
-    vocab = None
+    declared, tokens = None, set()
     for sid in sessions:
         path = f"sessions/{sid}/trials/{column}"
         if not src.is_array(path):
@@ -72,16 +73,18 @@ def read_vocabulary(src: Store, sessions: list[str], column: str) -> list[str]:
                              hint="a sequence column holds space-separated tokens, e.g. 'HH AH L OW'")
         if attrs.get("vocabulary"):
             v = [str(t) for t in attrs["vocabulary"]]
+            if declared is not None and v != declared:
+                raise DataError(f"trials/{column} has another vocabulary in session {sid}", src.location,
+                                hint="every session must list the same tokens in the same order")
+            declared = v
         else:
-            v = sorted({t for s in values.tolist() for t in str(s).split()})
-            log.warning("trials/%s of session %s has no 'vocabulary' attribute; using its %d distinct tokens in "
-                        "sorted order", column, sid, len(v))
-        if vocab is None:
-            vocab = v
-        elif v != vocab:
-            raise DataError(f"trials/{column} has another vocabulary in session {sid}", src.location,
-                            hint="every session must list the same tokens in the same order")
-    return vocab or []
+            tokens |= {t for s in values.tolist() for t in str(s).split()}
+    if declared is not None:
+        return declared
+    vocab = sorted(tokens)
+    log.warning("trials/%s has no 'vocabulary' attribute; using its %d distinct tokens in sorted order",
+                column, len(vocab))
+    return vocab
 
 
 def load_trials(src: Store, sid: str, column: str, vocabulary: list[str]) -> harness.SequenceTrials:
