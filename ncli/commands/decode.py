@@ -51,7 +51,8 @@ def _resolve(method: str, common: dict) -> str:
 def decode(
     store: InputStore = None,
     target: Annotated[str, typer.Option("--target", help="Behaviour under binned/behavior; NAME[0,1] or "
-                                        "NAME[x,y] picks columns; units/COLUMN probes a unit label.",
+                                        "NAME[x,y] picks columns; units/COLUMN probes a unit label; trials/COLUMN "
+                                        "decodes a per-trial sequence (tmt, gru-ctc).",
                                         show_default=False)] = "",
     lags: Annotated[int, typer.Option("--lags", help="Past bins added as features (causal); also the gap "
                                       "between training and test blocks.")] = 0,

@@ -372,8 +372,8 @@ def speech(
     words: Annotated[int, typer.Option("--words", help="Words of the lexicon (2-5 phonemes each).")] = 60,
     min_phonemes: Annotated[int, typer.Option("--min-phonemes", help="Fewest phonemes per sentence.")] = 8,
     max_phonemes: Annotated[int, typer.Option("--max-phonemes", help="Most phonemes per sentence.")] = 20,
-    drift: Annotated[float, typer.Option("--drift", help="Size of the day-specific feature mixing (0: the "
-                                         "same every day).")] = 1.0,
+    drift: Annotated[float, typer.Option("--drift", help="Day-to-day step of the feature mixing's random walk "
+                                         "(0: the same every day).")] = 0.8,
     gain: Annotated[float, typer.Option("--gain", help="Template amplitude (signal to noise).")] = 1.0,
     bin_size: Annotated[float, typer.Option("--bin-size", help="Bin width (s).")] = 0.02,
     seed: Seed = 0,

@@ -10,7 +10,7 @@ vocabulary splits a sequence into words for the word error rate.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

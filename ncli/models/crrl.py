@@ -22,24 +22,27 @@ feature vector (:func:`channel_features`):
 
 A shared network ``g`` (a residual MLP, zero-initialised so that it starts as
 the identity) embeds every channel's features; the assignment logits are
-``L[i, j] = s · cos(g(f_ref_i), g(f_day_j))`` (N x N, ``s`` learned). While
+``L[i, j] = -s · ||g(f_ref_i) - g(f_day_j)||`` (N x N, ``s`` learned; dead
+later-day channels get the day's lowest logit in every row). While
 training, ``P = Sinkhorn((L + Gumbel noise) / τ)`` is a soft permutation
 (:func:`sinkhorn`, log-domain), ``τ`` annealed geometrically from ``tau_start``
 (1) to ``tau_end`` (0.001). The loss of a day is
 
-    mean_i [1 - r(P T_day, T_ref)_i] + corr_weight · mean_i [1 - r(corr(X P^T), corr(X_ref))_i]
+    mean_i [1 - r(P D_day, D_ref)_i] + corr_weight · mean_i [1 - r(corr(X P^T), corr(X_ref))_i]
     + entropy_weight · mean_i H(P_i)
 
-(``r`` the row-wise Pearson correlation, ``T`` the templates, ``H`` the row
+(``r`` the row-wise Pearson correlation, ``D`` the condition-deviation templates, ``H`` the row
 entropy, which pushes ``P`` toward a permutation). The network is shared by all
 later days and trained on their summed loss. At inference the Hungarian
 algorithm (:func:`scipy.optimize.linear_sum_assignment`) turns the noiseless
 logits into an exact permutation ``perm[i]`` = the later-day channel assigned
-to reference channel ``i``.
+to reference channel ``i``; a reference channel may also stay unmatched when its
+best match costs more than ``unmatched_cost`` times the typical one (:func:`assign`),
+so that a changed or lost unit does not force a chain of swaps among similar channels.
 
 **Stage 2, channel reconstruction.** A channel-wise autoencoder
-(:class:`_ReconNet`): each channel's window of ``window`` bins (square-root
-counts, lightly smoothed, standardised with the reference's statistics) is a
+(:func:`_recon_net`): each channel's window of ``window`` bins (counts,
+lightly smoothed, standardised with the reference's statistics) is a
 token with a channel embedding; a transformer encoder attends across channels;
 each token's code passes a grouped vector-quantised bottleneck
 (van den Oord et al. 2017: nearest codeword, straight-through gradient,
@@ -48,9 +51,14 @@ the reference day with a random ``mask_fraction`` of channels masked per window,
 on the MSE of the masked channels plus a Fourier loss (L1 between the rFFT
 amplitudes, ``1 - cos`` of the phase differences weighted by the target's
 amplitude). At inference the *missing* reference channels of a later day -- those
-assigned a dead later-day channel (mean rate below ``dead_fraction`` of the
-reference channel's), or whose assigned channel's template correlates below
-``min_match`` -- are masked and restored from the others.
+left unmatched, assigned a dead later-day channel (mean rate below
+``dead_fraction`` of the reference channel's), or whose assigned channel's
+condition-deviation template correlates below ``min_match`` -- are masked and
+restored from the others.
+
+The loss compares condition-*deviation* templates (each profile value minus
+its mean over conditions), since the raw templates of all channels share the
+trial's response profile and correlate highly whatever the assignment.
 
 References
 ----------
@@ -72,7 +80,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -87,17 +95,22 @@ log = logging.getLogger("ncli")
 # ----------------------------------------------------------------------------- numerics
 
 
-def sinkhorn(log_alpha, n_iters: int = 30):
+def sinkhorn(log_alpha, n_iters: int = 20, tol: float | None = None, max_iters: int = 5000):
     """Log-domain Sinkhorn normalisation: a (..., N, N) matrix whose rows and columns sum to ~1.
 
     Alternately subtracts the row and the column log-sum-exp ``n_iters`` times
-    (Sinkhorn 1964; Mena et al. 2018, Eq. 2), ending with the columns.
+    (Sinkhorn 1964; Mena et al. 2018, Eq. 2), ending with the columns. The
+    closer the logits are to a permutation (a low temperature), the more
+    iterations the rows need; with ``tol`` the iterations go on, ``n_iters`` at
+    a time, until every row sum is within ``tol`` of 1 (or ``max_iters``).
 
     Parameters
     ----------
     log_alpha : torch.Tensor (..., N, N)
         Logits (already divided by the temperature).
     n_iters : int
+    tol : float, optional
+    max_iters : int
 
     Returns
     -------
@@ -107,10 +120,16 @@ def sinkhorn(log_alpha, n_iters: int = 30):
     """
     import torch
 
-    for _ in range(int(n_iters)):
-        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-1, keepdim=True)
-        log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-2, keepdim=True)
-    return log_alpha.exp()
+    done = 0
+    while True:
+        for _ in range(int(n_iters)):
+            log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-1, keepdim=True)
+            log_alpha = log_alpha - torch.logsumexp(log_alpha, dim=-2, keepdim=True)
+        done += int(n_iters)
+        if tol is None or done >= max_iters:
+            return log_alpha.exp()
+        if float((torch.logsumexp(log_alpha, dim=-1).exp() - 1).abs().max()) < tol:
+            return log_alpha.exp()
 
 
 def hungarian(logits: np.ndarray, dead: np.ndarray | None = None) -> np.ndarray:
@@ -242,7 +261,7 @@ def class_templates(profiles: np.ndarray, labels: np.ndarray, n_classes: int) ->
 
     A condition without trials gets the mean over all trials.
     """
-    M, K, N = profiles.shape
+    _, K, N = profiles.shape
     out = np.zeros((n_classes, K, N))
     overall = profiles.mean(axis=0)
     for c in range(n_classes):
@@ -273,12 +292,12 @@ def pseudo_labels(profiles: np.ndarray, templates: np.ndarray, live: np.ndarray,
     -------
     (M,) int64
     """
-    M, K, N = profiles.shape
+    _, K, N = profiles.shape
     C = templates.shape[1] // K
     T = templates.reshape(N, C, K).transpose(1, 2, 0)  # (C, K, N)
     scale = T.reshape(-1, N).std(axis=0) + 1e-3
     d = (((profiles[:, None] - T[None]) / scale) ** 2).sum(axis=2)[..., live]  # (M, C, n_live)
-    n_keep = max(1, int(round(keep * d.shape[-1])))
+    n_keep = max(1, round(keep * d.shape[-1]))
     d = np.sort(d, axis=-1)[..., :n_keep].sum(axis=-1)
     return np.argmin(d, axis=1).astype(np.int64)
 
@@ -353,7 +372,7 @@ def _recon_net(n_channels: int, window: int, dim: int, heads: int, layers: int, 
         def quantise(self, z):
             """Grouped VQ: (B, N, dim) -> (quantised with straight-through gradient, codebook + commitment terms)."""
             B, N, D = z.shape
-            G, K, d = self.codebook.shape
+            G, _, d = self.codebook.shape
             zg = z.reshape(B * N, G, d).transpose(0, 1)  # (G, BN, d)
             dist = (zg ** 2).sum(-1, keepdim=True) - 2 * zg @ self.codebook.transpose(1, 2) \
                 + (self.codebook ** 2).sum(-1)[:, None, :]
@@ -449,7 +468,7 @@ class CRRL(Estimator):
     templates_ : (N, F) float64
         Reference templates (F = conditions x n_profile).
     ref_mean_, ref_std_ : (N,) float64
-        Standardisation of the autoencoder's input (smoothed square-root counts of the reference).
+        Standardisation of the autoencoder's input (the reference's smoothed counts per bin).
     ref_rate_ : (N,) float64
         Mean count per bin of every reference channel.
     unmatched_ : (S, N) bool
@@ -467,13 +486,13 @@ class CRRL(Estimator):
                 "sinkhorn_error_", "loss_history_")
     _learned_scalars = ("n_classes_", "train_seconds_")
 
-    def __init__(self, n_profile: int = 10, hidden: int = 64, epochs: int = 150, rounds: int = 2, lr: float = 1e-3,
-                 tau_start: float = 1.0, tau_end: float = 1e-3, sinkhorn_iters: int = 30, gumbel_scale: float = 0.5,
+    def __init__(self, n_profile: int = 10, hidden: int = 64, epochs: int = 60, rounds: int = 2, lr: float = 1e-3,
+                 tau_start: float = 1.0, tau_end: float = 1e-3, sinkhorn_iters: int = 20, gumbel_scale: float = 0.5,
                  corr_weight: float = 1.0, entropy_weight: float = 0.01, corr_feature: float = 0.3,
                  unmatched_cost: float = 2.0, dead_fraction: float = 0.05,
-                 min_match: float = 0.3, window: int = 8, dim: int = 32, heads: int = 4, layers: int = 1,
+                 min_match: float = 0.3, window: int = 8, dim: int = 32, heads: int = 4, layers: int = 2,
                  n_codes: int = 32, groups: int = 4, mask_fraction: float = 0.2, fourier_weight: float = 0.1,
-                 commitment: float = 0.25, recon_steps: int = 300, batch_size: int = 32, smooth: float = 1.5,
+                 commitment: float = 0.25, recon_steps: int = 600, batch_size: int = 32, smooth: float = 1.5,
                  seed: int = 0, device: str = "cpu"):
         self.n_profile = n_profile
         self.hidden = hidden
@@ -625,7 +644,7 @@ class CRRL(Estimator):
         history, errors = [], np.zeros(S)
         R_ref = torch.as_tensor(correlation_matrix(sq[0]), dtype=torch.float32, device=dev)
         T_ref = torch.as_tensor(tref_dev, dtype=torch.float32, device=dev)
-        sub = [np.sort(np.random.default_rng([self.seed, 5, s]).choice(X.shape[0], min(X.shape[0], 2000), False))
+        sub = [np.sort(np.random.default_rng([self.seed, 5, s]).choice(X.shape[0], min(X.shape[0], 1000), False))
                for s, X in enumerate(sq)]
         logits_np, tdays_np = [np.zeros((N, N))] * (S - 1), [None] * (S - 1)
         self.unmatched_ = np.zeros((S, N), dtype=bool)
@@ -647,7 +666,7 @@ class CRRL(Estimator):
             n_steps = int(self.epochs)
             taus = np.geomspace(self.tau_start, self.tau_end, n_steps)
 
-            def step_loss(step: int):
+            def step_loss(step: int, fr=fr, fd=fd, deads=deads, td_t=td_t, xs=xs, taus=taus, n_steps=n_steps):
                 logits = net(fr, fd, deads)  # (S-1, N, N)
                 g = -torch.log(-torch.log(torch.rand(logits.shape, generator=gen).clamp(1e-10, 1 - 1e-10)))
                 P = sinkhorn((logits + self.gumbel_scale * g.to(dev)) / float(taus[step]), self.sinkhorn_iters)
@@ -684,7 +703,7 @@ class CRRL(Estimator):
         self.sinkhorn_error_ = errors
         self.n_classes_ = C
         # stage 2: the reconstruction autoencoder on the reference day
-        Z = smooth_bins(sq[0], self.smooth)
+        Z = smooth_bins(ref, self.smooth)  # counts: the estimate is then an expected count, no Jensen bias
         self.ref_mean_ = Z.mean(axis=0)
         self.ref_std_ = Z.std(axis=0) + 1e-3
         rbins = np.ones(ref.shape[0], bool) if reconstruct_bins is None else np.asarray(reconstruct_bins, bool)
@@ -719,8 +738,8 @@ class CRRL(Estimator):
             return []
         Zt = torch.as_tensor(Z, dtype=torch.float32, device=dev)
         rng = np.random.default_rng([int(self.seed), 11])
-        opt = make_optimizer(net.parameters(), "adam", lr=min(self.lr, 3e-3))
-        n_mask = max(1, int(round(self.mask_fraction * N)))
+        opt = make_optimizer(net.parameters(), "adam", lr=3e-3)
+        n_mask = max(1, round(self.mask_fraction * N))
 
         def step_loss(step: int):
             st = rng.choice(starts, self.batch_size)
@@ -785,7 +804,7 @@ class CRRL(Estimator):
             return out
         T, N = X.shape
         W = int(self.window)
-        Z = (smooth_bins(np.sqrt(np.maximum(X, 0)), self.smooth) - self.ref_mean_) / self.ref_std_
+        Z = (smooth_bins(np.maximum(X, 0), self.smooth) - self.ref_mean_) / self.ref_std_
         n_win = int(np.ceil(T / W))
         pad = np.zeros((n_win * W, N))
         pad[:T] = Z
@@ -800,7 +819,7 @@ class CRRL(Estimator):
                 mask = torch.as_tensor(np.broadcast_to(missing, (x.shape[0], N)).copy())
                 y, _, _ = net(x, mask)
                 rec[a * W:a * W + y.shape[0] * W] = y.numpy().transpose(0, 2, 1).reshape(-1, N)
-        est = np.maximum(rec[:T] * self.ref_std_ + self.ref_mean_, 0) ** 2
+        est = np.maximum(rec[:T] * self.ref_std_ + self.ref_mean_, 0)
         if int(self.recon_steps) == 0:  # no autoencoder trained: the reference's mean counts
             est = np.broadcast_to(self.ref_rate_, est.shape)
         out[:, missing] = est[:, missing]

@@ -36,15 +36,20 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ncli.core.errors import ParameterError
 from ncli.models.base import Estimator, check_fitted, check_params
-from ncli.models.nn.weights import arrays_to_state, load_strings, load_weights, save_strings, save_weights, \
-    state_to_arrays
-
+from ncli.models.nn.weights import (
+    arrays_to_state,
+    load_strings,
+    load_weights,
+    save_strings,
+    save_weights,
+    state_to_arrays,
+)
 
 # ----------------------------------------------------------------------------- numpy pieces
 
@@ -109,7 +114,7 @@ def _smoothing_kernel(sigma: float, causal: bool) -> np.ndarray:
     """Gaussian kernel (normalised), lags ``-K..K`` (symmetric) or ``0..K`` (causal, taps in time order)."""
     if sigma <= 0:
         return np.ones(1)
-    K = int(math.ceil(3 * sigma))
+    K = math.ceil(3 * sigma)
     lags = np.arange(-K, K + 1) if not causal else np.arange(-K, 1)
     k = np.exp(-0.5 * (lags / sigma) ** 2)
     return k / k.sum()
@@ -150,9 +155,9 @@ def _nets() -> dict:
         def forward(self, x):
             if self.kernel.numel() == 1:
                 return x
-            B, T, F = x.shape
+            F = x.shape[2]
             y = nn.functional.pad(x.transpose(1, 2), (self.left, self.right))
-            w = self.kernel.to(x.dtype).flip(0).expand(F, 1, -1)  # conv1d correlates: flip for a convolution
+            w = self.kernel.to(x.dtype).expand(F, 1, -1)  # conv1d correlates: tap j weighs bin t - left + j
             return nn.functional.conv1d(y, w, groups=F).transpose(1, 2)
 
     class TMTNet(nn.Module):
@@ -226,7 +231,7 @@ def _nets() -> dict:
 # ----------------------------------------------------------------------------- estimators
 
 
-class CTCDecoder(Estimator):
+class _CTCDecoder(Estimator):
     """Shared training, decoding and saving of the CTC sequence decoders (subclasses build the network).
 
     ``fit(X, labels, days)`` on trials; ``predict(X, days)`` -> decoded class ids per trial.
@@ -310,7 +315,7 @@ class CTCDecoder(Estimator):
         return torch.nn.functional.ctc_loss(logp, tgt, torch.as_tensor(frames), torch.as_tensor([len(y) for y in labels]),
                                             blank=0, zero_infinity=True)
 
-    def fit(self, X: list, labels: list, days: Sequence[str], log=None) -> "CTCDecoder":
+    def fit(self, X: list, labels: list, days: Sequence[str], log=None) -> _CTCDecoder:
         """Train on trials.
 
         Parameters
@@ -335,7 +340,12 @@ class CTCDecoder(Estimator):
         """
         import torch
 
-        from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch, warmup_cosine
+        from ncli.models.nn.train import (
+            fit_loop,
+            make_optimizer,
+            seed_torch,
+            warmup_cosine,
+        )
 
         check_params(self._checks())
         if not X or len(X) != len(labels) or len(X) != len(days):
@@ -427,7 +437,7 @@ class CTCDecoder(Estimator):
         save_strings(group, "day_vocab", list(self.day_vocab_))
 
     @classmethod
-    def from_group(cls, group) -> "CTCDecoder":
+    def from_group(cls, group) -> _CTCDecoder:
         """Load a decoder saved with :meth:`to_group`.
 
         Raises
@@ -450,7 +460,7 @@ class CTCDecoder(Estimator):
         return model
 
 
-class TMTDecoder(CTCDecoder):
+class TMTDecoder(_CTCDecoder):
     """Time-masked causal transformer with CTC (see the module docstring).
 
     Parameters
@@ -511,7 +521,7 @@ class TMTDecoder(CTCDecoder):
         return _nets()["TMTNet"](self.n_features_, self.n_classes_, self.d, self.layers, self.heads, self.patch,
                                  self.smooth, self.causal)
 
-    def adapt(self, X: list, days: Sequence[str] | None = None, *, copies: int = 64, lr: float = 1e-3,
+    def adapt(self, X: list, days: Sequence[str] | None = None, *, copies: int = 64, lr: float = 3e-4,
               reset: bool = False, timings: list | None = None) -> list:
         """Decode trials in order, adapting the patch embedding after each (test-time adaptation).
 
@@ -575,7 +585,7 @@ class TMTDecoder(CTCDecoder):
         return out
 
 
-class GRUCTCDecoder(CTCDecoder):
+class GRUCTCDecoder(_CTCDecoder):
     """GRU with day-specific softsign input layers and CTC (the Brain-to-Text baseline shape).
 
     Parameters

@@ -13,9 +13,10 @@ Features per bin (20 ms by default), the setting of Willett et al. (2023) and
 the Brain-to-Text benchmarks: threshold crossings ``tx ~ Poisson(exp(a + s))``
 and spike-band power ``sbp = b + s' + noise`` per electrode, where ``s, s'`` are
 the summed templates. Day ``d`` applies a near-identity linear distortion
-``x -> M_d x + o_d`` to the feature vector (electrode drift, gain changes:
-``M_0 = I``, ``M_d = I + drift · E_d / sqrt(F)``, offsets ``o_d``), so a decoder
-trained on the first days loses accuracy on the later ones.
+``x -> M_d x + o_d`` to the feature vector (electrode drift, gain changes), a
+random walk from day to day: ``M_0 = I``, ``M_d = M_{d-1} + drift · E_d / sqrt(F)``
+(``E_d`` standard normal), ``o_d = o_{d-1} + offset · e_d``; a decoder trained on
+the first days loses accuracy on the later ones, more the later the day.
 
 References
 ----------
@@ -63,9 +64,9 @@ class SpeechSimulator(Estimator):
     gain : float
         Template amplitude (log-rate units for threshold crossings; SBP uses the same scale).
     drift : float
-        Size of the day-to-day mixing ``E_d`` (0: no day effect).
+        Size of each day's step of the mixing random walk (0: no day effect).
     offset : float
-        Standard deviation of the per-day feature offsets ``o_d`` (feature units).
+        Standard deviation of each day's step of the feature offsets (feature units).
     bin_size : float
         Bin width (s).
     seed : int
@@ -89,7 +90,7 @@ class SpeechSimulator(Estimator):
 
     def __init__(self, n_electrodes: int = 32, n_phonemes: int = 24, n_days: int = 8, n_trials: int = 100,
                  n_words: int = 60, min_phonemes: int = 8, max_phonemes: int = 20, duration_range=(6, 12),
-                 template_bins: int = 6, gain: float = 1.0, drift: float = 1.0, offset: float = 0.3,
+                 template_bins: int = 6, gain: float = 1.0, drift: float = 0.8, offset: float = 0.3,
                  bin_size: float = 0.02, seed: int = 0):
         self.n_electrodes = n_electrodes
         self.n_phonemes = n_phonemes
@@ -113,7 +114,7 @@ class SpeechSimulator(Estimator):
         """Tokens in class-id order (class id = index + 1; the CTC blank is 0): phonemes, then ``|``."""
         return list(PHONEMES[: int(self.n_phonemes)]) + [SEPARATOR]
 
-    def init_params(self) -> "SpeechSimulator":
+    def init_params(self) -> SpeechSimulator:
         """Draw templates, lexicon and each day's distortion from ``seed``.
 
         Returns
@@ -128,13 +129,13 @@ class SpeechSimulator(Estimator):
         lo, hi = self.duration_range
         check_params([
             (self.n_electrodes >= 4, f"{{n_electrodes}} must be at least 4, got {self.n_electrodes}", "n_electrodes"),
-            (16 <= self.n_phonemes <= len(PHONEMES), f"{{n_phonemes}} must be in [16, {len(PHONEMES)}], got "
-             f"{self.n_phonemes}", "n_phonemes"),
+            (16 <= self.n_phonemes <= len(PHONEMES),
+             f"{{n_phonemes}} must be in [16, {len(PHONEMES)}], got {self.n_phonemes}", "n_phonemes"),
             (self.n_days >= 1, f"{{n_days}} must be at least 1, got {self.n_days}", "n_days"),
             (self.n_trials >= 1, f"{{n_trials}} must be at least 1, got {self.n_trials}", "n_trials"),
             (self.n_words >= 2, f"{{n_words}} must be at least 2, got {self.n_words}", "n_words"),
-            (2 <= self.min_phonemes <= self.max_phonemes, f"{{min_phonemes}} must be in [2, max_phonemes], got "
-             f"{self.min_phonemes}", "min_phonemes"),
+            (2 <= self.min_phonemes <= self.max_phonemes,
+             f"{{min_phonemes}} must be in [2, max_phonemes], got {self.min_phonemes}", "min_phonemes"),
             (2 <= lo <= hi, f"{{duration_range}} must be ordered and at least 2 bins, got {lo}-{hi}",
              "duration_range"),
             (2 <= self.template_bins <= 16, f"{{template_bins}} must be in [2, 16], got {self.template_bins}",
@@ -154,9 +155,8 @@ class SpeechSimulator(Estimator):
             amp = rng.normal(0, 1, E) * (rng.random(E) < 0.5)
             phase = rng.uniform(0, np.pi, E)
             course = np.sin(t[:, None] + phase[None, :]) * amp[None, :]  # (L, E)
-            scale = 1.0
-            temps[k, :, :E] = scale * course
-            temps[k, :, E:] = scale * (0.8 * course + 0.3 * rng.normal(0, 1, (1, E)))
+            temps[k, :, :E] = course
+            temps[k, :, E:] = 0.8 * course + 0.3 * rng.normal(0, 1, (1, E))
         self.templates_ = self.gain * temps
         self.lexicon_ = np.full((int(self.n_words), 5), -1, dtype=np.int64)
         for w in range(int(self.n_words)):
@@ -168,8 +168,8 @@ class SpeechSimulator(Estimator):
         self.offsets_ = np.zeros((D, F))
         for d in range(1, D):
             drng = np.random.default_rng([int(self.seed), 59, d])
-            self.mixing_[d] = np.eye(F) + self.drift * drng.normal(0, 1, (F, F)) / np.sqrt(F)
-            self.offsets_[d] = self.offset * drng.normal(0, 1, F)
+            self.mixing_[d] = self.mixing_[d - 1] + self.drift * drng.normal(0, 1, (F, F)) / np.sqrt(F)
+            self.offsets_[d] = self.offsets_[d - 1] + self.offset * drng.normal(0, 1, F)
         return self
 
     def _sentence(self, rng) -> list[int]:

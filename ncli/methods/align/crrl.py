@@ -57,20 +57,21 @@ class CrrlConfig:
                              minimum=2)
     profile_bins: int = option(10, "Values per trial in a template (equal fractions of the trial).", minimum=1,
                                param="n_profile")
-    epochs: int = option(100, "Rearrangement optimisation steps per round.", minimum=1)
+    epochs: int = option(60, "Rearrangement optimisation steps per round.", minimum=1)
     rounds: int = option(2, "Pseudo-label and correlation-row refinement rounds.", minimum=1)
     lr: float = option(1e-3, "Adam learning rate.", positive=True)
     tau_start: float = option(1.0, "Sinkhorn temperature at the start (annealed geometrically).", positive=True)
     tau_end: float = option(1e-3, "Sinkhorn temperature at the end.", positive=True)
     entropy_weight: float = option(0.01, "Weight of the row-entropy penalty toward a permutation.", minimum=0.0)
-    stay_prior: float = option(0.0, "Bonus for a channel staying in place before the Hungarian assignment "
-                               "(units of the logits' SD; 0 = none).", minimum=0.0)
+    unmatched_cost: float = option(2.0, "Cost, in median best-match costs, of leaving a reference channel "
+                                   "unmatched (restored) instead of forcing a match; 0 = always match.",
+                                   minimum=0.0)
     min_match: float = option(0.3, "Template correlation below which an assignment is rejected and the "
                               "channel restored.")
     dead_fraction: float = option(0.05, "A channel below this fraction of its reference rate is dead (restored).",
                                   minimum=0.0)
     window: int = option(8, "Bins per autoencoder token window.", minimum=2)
-    recon_steps: int = option(300, "Autoencoder optimisation steps (0: restored channels are the "
+    recon_steps: int = option(600, "Autoencoder optimisation steps (0: restored channels are the "
                               "reference means).", minimum=0)
     batch_size: int = option(32, "Windows per autoencoder step.", minimum=1)
 
@@ -96,7 +97,7 @@ def _conditions(view: SessionView, behavior: str, trials: np.ndarray, n_conditio
         Neither a trial column nor a binned behaviour of the reference.
     """
     tab = view.table("trials")
-    col = behavior[len("trials/"):] if behavior.startswith("trials/") else behavior
+    col = behavior.removeprefix("trials/")
     if col in tab and len(tab[col]) == len(trials):
         values = np.asarray(tab[col])
         if values.dtype.kind == "f" and np.unique(values).size > n_conditions:
@@ -148,7 +149,7 @@ class Crrl(AlignMethod):
         """The :class:`~ncli.models.crrl.CRRL` hyperparameters."""
         c = self.config
         return dict(n_profile=c.profile_bins, epochs=c.epochs, rounds=c.rounds, lr=c.lr, tau_start=c.tau_start,
-                    tau_end=c.tau_end, entropy_weight=c.entropy_weight, stay_prior=c.stay_prior,
+                    tau_end=c.tau_end, entropy_weight=c.entropy_weight, unmatched_cost=c.unmatched_cost,
                     min_match=c.min_match, dead_fraction=c.dead_fraction, window=c.window,
                     recon_steps=c.recon_steps, batch_size=c.batch_size, seed=seed, device=device)
 

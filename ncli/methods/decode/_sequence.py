@@ -129,7 +129,7 @@ class SequenceConfig:
 
 
 class SequenceLearner:
-    """The harness learner of a :class:`~ncli.models.tmt.CTCDecoder` on per-trial data."""
+    """The harness learner of a :class:`~ncli.models.tmt._CTCDecoder` on per-trial data."""
 
     def __init__(self, make, data: dict, *, adapt: dict | None = None):
         self.make, self.data, self.adapt_options = make, data, adapt

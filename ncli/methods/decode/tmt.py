@@ -16,7 +16,6 @@ beam search with an n-gram model when pyctcdecode and kenlm are installed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ncli.core.errors import UsageError
 from ncli.methods.decode._sequence import SequenceConfig, SequenceMethod
@@ -36,10 +35,10 @@ class TMTConfig(SequenceConfig):
                              maximum=1.0)
     adapt: bool = option(False, "Test-time adaptation of the patch embedding on each test trial after decoding it.")
     adapt_copies: int = option(64, "Noisy, time-masked copies per adaptation step.", minimum=1, requires="adapt")
-    adapt_lr: float = option(1e-4, "Learning rate of the adaptation (Adam).", positive=True, requires="adapt")
+    adapt_lr: float = option(3e-4, "Learning rate of the adaptation (Adam).", positive=True, requires="adapt")
     adapt_reset: bool = option(False, "Restore the trained patch embedding before every test trial.",
                                requires="adapt")
-    lm: Optional[str] = option(None, "ARPA n-gram language model for a CTC beam search (needs pyctcdecode "
+    lm: str | None = option(None, "ARPA n-gram language model for a CTC beam search (needs pyctcdecode "
                                "and kenlm).", metavar="FILE.arpa")
 
 
