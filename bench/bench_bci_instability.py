@@ -13,7 +13,8 @@ converted with ``ncli convert --trials``; ``ncli align --method procrustes`` (an
 registered) aligns them; ``ncli decode --method ridge --train-sessions reference`` is the fixed
 decoder. Reported: R² per bin of the cursor-to-target direction (cos, sin), target accuracy per
 trial (mean decoded direction over the trial -> nearest of the 8 targets), and for crrl how many
-of the 10 replaced electrodes it flags (not assigned to themselves).
+of the 10 replaced electrodes and 5 silenced ones it catches (reference channel not assigned to the
+same later channel, or reconstructed) and how many untouched channels it keeps in place.
 
 Usage::
 
@@ -147,19 +148,27 @@ def main() -> None:
             results[method] = "not registered"
             continue
         t0 = time.perf_counter()
-        aligned = ncli("align", store, "--method", method, *(["--behavior", "trials/target"]
-                                                                 if method == "crrl" else []),
+        aligned = ncli("align", store, "--method", method, "--reference", "bci_days_reference",
+                       *(["--behavior", "trials/target"] if method == "crrl" else []),
                        "-o", str(work / f"al_{method}.zarr"), "--overwrite")
         results[method] = {"align_s": time.perf_counter() - t0, **evaluate(aligned, method, work, method)}
         if method == "crrl":
             from ncli.formats.store import Store
 
             st = Store.open(aligned)
-            perm = st.read("models/crrl/perm")
             sessions = st.attrs("models/crrl")["sessions"]
-            p = perm[sessions.index("bci_days_perturbed")]
-            flagged = [a for a, _ in info["swapped"] if p[a - 1] != a - 1]
-            results[method]["swaps_flagged"] = f"{len(flagged)} of {len(info['swapped'])}"
+            i = sessions.index("bci_days_perturbed")
+            p, missing = st.read("models/crrl/perm_")[i], st.read("models/crrl/missing_")[i]
+            # a replaced electrode a (now carrying b's counts) is caught when reference channel a is not
+            # assigned to later channel a: matched elsewhere, or marked missing and reconstructed
+            caught = [a for a, _ in info["swapped"] if p[a - 1] != a - 1 or missing[a - 1]]
+            silent = [c for c in info["silenced"] if p[c - 1] != c - 1 or missing[c - 1]]
+            unmoved = [c for c in range(p.size) if c + 1 not in {a for a, _ in info["swapped"]}
+                       and c + 1 not in info["silenced"]]
+            results[method]["swaps_caught"] = f"{len(caught)} of {len(info['swapped'])}"
+            results[method]["silenced_caught"] = f"{len(silent)} of {len(info['silenced'])}"
+            results[method]["untouched_kept"] = (f"{sum(p[c] == c and not missing[c] for c in unmoved)} of "
+                                                 f"{len(unmoved)}")
     print(json.dumps(results, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "bci_instability.json").write_text(json.dumps(results, indent=2))

@@ -34,6 +34,7 @@ torch is imported inside the functions (see :mod:`ncli.models.nn`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -231,6 +232,24 @@ def _nets() -> dict:
 # ----------------------------------------------------------------------------- estimators
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch on one intra-op thread, then restore the previous count.
+
+    The networks and batches here are small: extra threads only add
+    synchronisation (the same ``ncli decode --method tmt --adapt`` run took 180 s
+    with torch's default 2 threads and 24 s with one, on a busy 2-core machine).
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class _CTCDecoder(Estimator):
     """Shared training, decoding and saving of the CTC sequence decoders (subclasses build the network).
 
@@ -308,12 +327,15 @@ class _CTCDecoder(Estimator):
         return torch.as_tensor(out, device=dev), m, frames
 
     def _ctc(self, logits, frames, labels):
+        """Mean CTC loss of (B, P, C) scores with ``frames`` valid frames each against ``labels`` (blank 0)."""
         import torch
 
+        dev = logits.device
         logp = torch.log_softmax(logits, -1).transpose(0, 1)  # (P, B, C)
-        tgt = torch.as_tensor(np.concatenate(labels), dtype=torch.long)
-        return torch.nn.functional.ctc_loss(logp, tgt, torch.as_tensor(frames), torch.as_tensor([len(y) for y in labels]),
-                                            blank=0, zero_infinity=True)
+        tgt = torch.as_tensor(np.concatenate(labels), dtype=torch.long, device=dev)
+        n_in = torch.as_tensor(frames, dtype=torch.long, device=dev)
+        n_out = torch.as_tensor([len(y) for y in labels], dtype=torch.long, device=dev)
+        return torch.nn.functional.ctc_loss(logp, tgt, n_in, n_out, blank=0, zero_infinity=True)
 
     def fit(self, X: list, labels: list, days: Sequence[str], log=None) -> _CTCDecoder:
         """Train on trials.
@@ -372,7 +394,8 @@ class _CTCDecoder(Estimator):
             logits = net(xb, m, torch.as_tensor(day_idx[pick], device=dev))
             return self._ctc(logits, frames, [labels[i] for i in pick])
 
-        res = fit_loop(step_loss, opt, self.steps, schedule=sched, clip_norm=1.0, progress=log)
+        with _one_thread():
+            res = fit_loop(step_loss, opt, self.steps, schedule=sched, clip_norm=1.0, progress=log)
         self.losses_ = np.asarray(res.losses, dtype=np.float64)
         self.weights_ = state_to_arrays(net.state_dict())
         net.eval()
@@ -406,7 +429,7 @@ class _CTCDecoder(Estimator):
         idx = self._day_index(days)
         dev = next(net.parameters()).device
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), _one_thread():
             for x, d in zip(X, idx):
                 xb, _, _ = self._batch([np.asarray(x, dtype=np.float32)], None, mask=False)
                 out.append(net(xb, None, torch.as_tensor([d], device=dev))[0].cpu().numpy())
@@ -562,6 +585,15 @@ class TMTDecoder(_CTCDecoder):
         start = {k: v.detach().clone() for k, v in net.patch.state_dict().items()}
         opt = torch.optim.Adam(params, lr=lr)
         rng = np.random.default_rng([int(self.seed), 73])
+        with _one_thread():
+            out = self._adapt_loop(X, days, net, params, start, opt, rng, lr, copies, reset, timings)
+        self.weights_ = state_to_arrays(net.state_dict())
+        return out
+
+    def _adapt_loop(self, X, days, net, params, start, opt, rng, lr, copies, reset, timings) -> list:
+        """The trial-by-trial decode-then-step loop of :meth:`adapt`."""
+        import torch
+
         out = []
         for i, x in enumerate(X):
             if reset:
@@ -581,7 +613,6 @@ class TMTDecoder(_CTCDecoder):
                 net.eval()
             if timings is not None:
                 timings.append((t1 - t0, time.perf_counter() - t1))
-        self.weights_ = state_to_arrays(net.state_dict())
         return out
 
 

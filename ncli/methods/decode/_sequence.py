@@ -135,6 +135,7 @@ class SequenceLearner:
         self.make, self.data, self.adapt_options = make, data, adapt
 
     def fit(self, trials: dict, tag: str):
+        """A new decoder trained on ``trials`` (session id -> trial indices), one input layer per session."""
         X, Y, D = [], [], []
         for sid, idx in trials.items():
             X += [self.data[sid].X[i] for i in idx]
@@ -143,6 +144,10 @@ class SequenceLearner:
         return self.make().fit(X, Y, D, log=lambda step, loss: log.debug("%s step %d loss %.4f", tag, step, loss))
 
     def decode(self, model, sid: str, idx, adapt: bool):
+        """Decoded class ids of trials ``idx`` of ``sid`` (adapting as it goes when asked) and the decode seconds.
+
+        With adaptation the seconds count the decoding only, not the adaptation steps.
+        """
         X = [self.data[sid].X[i] for i in idx]
         t0 = time.perf_counter()
         if adapt and self.adapt_options is not None:
@@ -153,6 +158,7 @@ class SequenceLearner:
         return ids, time.perf_counter() - t0
 
     def n_parameters(self, model) -> int:
+        """Trainable parameters of ``model``."""
         return model.n_parameters()
 
 
