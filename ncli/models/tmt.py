@@ -237,7 +237,7 @@ def _one_thread():
     """Run torch on one intra-op thread, then restore the previous count.
 
     The networks and batches here are small: extra threads only add
-    synchronisation (the same ``ncli decode --method tmt --adapt`` run took 180 s
+    synchronisation (the same decode-and-adapt run of the command line took 180 s
     with torch's default 2 threads and 24 s with one, on a busy 2-core machine).
     """
     import torch
