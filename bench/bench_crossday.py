@@ -41,6 +41,19 @@ def fixed_decoder_r2(F0: np.ndarray, Y0: np.ndarray, Fs: list, Ys: list) -> list
     return [float(np.mean(r2_score(Y, dec.predict(F)))) for F, Y in zip(Fs, Ys)]
 
 
+def fixed_decoder_accuracy(F0: np.ndarray, Y0: np.ndarray, Fs: list, targets: list, n_bins: int,
+                           n_directions: int) -> list:
+    """Target accuracy per trial of the same fixed decoder: the mean decoded velocity over each trial's
+    bins points to the nearest of the ``n_directions`` targets."""
+    dec = RidgeDecoder().fit(F0, Y0)
+    out = []
+    for F, tgt in zip(Fs, targets):
+        v = dec.predict(F)[: len(tgt) * n_bins].reshape(len(tgt), n_bins, -1).mean(axis=1)
+        k = np.round(np.arctan2(v[:, 1], v[:, 0]) / (2 * np.pi / n_directions)).astype(int) % n_directions
+        out.append(float(np.mean(k == np.asarray(tgt))))
+    return out
+
+
 def main() -> int:
     import torch
 
@@ -91,6 +104,11 @@ def main() -> int:
           "crrl": fixed_decoder_r2(X[0], Y[0], aligned, Y[1:]),
           "procrustes": fixed_decoder_r2(lat[0], Y[0], lat[1:], Y[1:])}
     out["fixed_decoder_r2"] = {k: dict(zip(SCENARIOS, v)) for k, v in r2.items()}
+    tg = [d.trials["target"] for d in days[1:]]
+    acc = {"raw": fixed_decoder_accuracy(X[0], Y[0], X[1:], tg, B, sim.n_directions),
+           "crrl": fixed_decoder_accuracy(X[0], Y[0], aligned, tg, B, sim.n_directions),
+           "procrustes": fixed_decoder_accuracy(lat[0], Y[0], lat[1:], tg, B, sim.n_directions)}
+    out["fixed_decoder_trial_accuracy"] = {k: dict(zip(SCENARIOS, v)) for k, v in acc.items()}
     out["day0_r2_in_sample"] = fixed_decoder_r2(X[0], Y[0], [X[0]], [Y[0]])[0]
     out["crrl"] = {"train_seconds_all_days": crrl_fit, "train_seconds_per_later_day": crrl_fit / len(SCENARIOS),
                    "inference_seconds_per_session": dict(zip(SCENARIOS, inf)), "recovery": recovery,
@@ -101,7 +119,8 @@ def main() -> int:
     path = HERE / "results" / "crossday.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"fixed_decoder_r2": out["fixed_decoder_r2"], "crrl_fit_s": round(crrl_fit, 1),
+    print(json.dumps({"fixed_decoder_r2": out["fixed_decoder_r2"],
+                      "fixed_decoder_trial_accuracy": out["fixed_decoder_trial_accuracy"], "crrl_fit_s": round(crrl_fit, 1),
                       "procrustes_fit_s": round(fa_fit, 1), "recovery": recovery}, indent=1))
     return 0
 

@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "spectrum": ("ncli.commands.spectrum", "spectrum", "plain"),
     "plot": ("ncli.commands.plot", "plot", "plain"),
     "chunk": ("ncli.commands.chunk", "chunk", "methods"),
+    "inpaint": ("ncli.commands.inpaint", "inpaint", "methods"),
     "simulate": ("ncli.commands.simulate", "app", "typer"),
 }
 

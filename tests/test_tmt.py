@@ -232,7 +232,7 @@ def test_slow_held_in_per(big):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="not reached on this simulation at CPU budgets: mean held-out PER masked "
+@pytest.mark.xfail(strict=True, reason="not reached on this simulation at CPU budgets: mean held-out PER masked "
                    "10.7 % vs no-mask 7.4 % at 600 steps, 7.8 % vs 7.6 % at 1500 steps (masked better on the last "
                    "day only: 10.8 % vs 11.0 %)")
 def test_slow_masking_helps_held_out(big):
@@ -257,7 +257,7 @@ def test_slow_adaptation_lowers_last_day_per(big):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="tmt loses on this simulation at equal steps (600, batch 16): mean held-out "
+@pytest.mark.xfail(strict=True, reason="tmt loses on this simulation at equal steps (600, batch 16): mean held-out "
                    "PER 10.7 % (6.2 % with --adapt) vs gru-ctc 1.9 %; gru-ctc with one shared input layer: 1.9 % too "
                    "(bench/results/speech.json, docs/commands/decode.md)")
 def test_slow_tmt_vs_gru_ctc_held_out(big):

@@ -359,6 +359,58 @@ def crossday(
                  overwrite=overwrite, no_cache=no_cache)
 
 
+@app.command("areas")
+@ncli_command("simulate")
+def areas(
+    output: Output = None,
+    n_areas: Annotated[int, typer.Option("--areas", help="Areas of the rate RNN (area0, area1, ...).")] = 5,
+    units_per_area: Annotated[int, typer.Option("--units-per-area", help="RNN units per area.")] = 200,
+    gain: Annotated[float, typer.Option("--gain", help="Within-area coupling gain (> 1: chaotic).")] = 3.0,
+    sessions: Annotated[int, typer.Option("--sessions", help="Sessions (s0, s1, ...), each missing 1-2 "
+                                          "areas.")] = 10,
+    trials: Annotated[int, typer.Option("--trials", help="Trials per session.")] = 48,
+    bins: Annotated[int, typer.Option("--bins", help="Bins per trial.")] = 50,
+    low_rate: Annotated[bool, typer.Option("--low-rate", help="Quarter every neuron's baseline rate (the "
+                                           "low-firing-rate variant).")] = False,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    no_cache: NoCache = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Several areas of one chaotic rate RNN; each session records Poisson neurons of all but 1-2 areas.
+
+    Writes sessions s0, s1, ... with binned counts, units/area, trials (condition:
+    the initial state), latents/truth (T, areas) the mean RNN activity of each area,
+    predictions/truth_rates (T, N) Hz the true rates (the inpainting ceiling) and
+    models/truth (coupling, initial states, missing areas). Prints the store location.
+    """
+    from ncli.simulators.areas import AreasSimulator
+
+    finite(gain, "--gain", positive=True)
+    set_flags({**FLAGS, "n_areas": "--areas"})
+    sim = AreasSimulator(n_areas=n_areas, units_per_area=units_per_area, gain=gain, n_sessions=sessions,
+                         n_trials=trials, n_bins=bins, low_rate=low_rate, seed=seed).init_params()
+    sim_sessions, rates = sim.sample()
+    params = {"generator": "areas", "areas": n_areas, "units_per_area": units_per_area, "gain": gain,
+              "sessions": sessions, "trials": trials, "bins": bins, "low_rate": low_rate, "seed": seed}
+
+    def build(w: StoreWriter) -> None:
+        for sess, lam in zip(sim_sessions, rates):
+            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
+            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
+                          counts=sess.counts, trials=sess.trials, epochs=sess.epochs,
+                          attrs=_session_attrs("areas"))
+            w.array(f"sessions/{sess.session_id}/latents/truth", sess.latents.astype(np.float32),
+                    attrs={"description": "mean tanh activity of each area's RNN units"})
+            w.array(f"sessions/{sess.session_id}/predictions/truth_rates", lam.astype(np.float32), unit="Hz",
+                    attrs={"description": "true firing rate of every neuron"})
+        sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions]})
+
+    write_result("simulate", parent=None, params=params, build=build, output=output,
+                 overwrite=overwrite, no_cache=no_cache)
+
+
 @app.command("speech")
 @ncli_command("simulate")
 def speech(

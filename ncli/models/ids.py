@@ -37,6 +37,8 @@ MODEL_IDS: dict[str, str] = {
     "ncli/candy@1": "ncli.models.candy:CANDY",
     "ncli/fa-stabilizer@1": "ncli.models.stabilizer:FAStabilizer",
     "ncli/crrl@1": "ncli.models.crrl:CRRL",
+    "ncli/neuropaint@1": "ncli.models.neuropaint:NeuroPaint",
+    "ncli/neuropaint-linear@1": "ncli.models.neuropaint:NeuroPaintLinear",
     "ncli/lds@1": "ncli.models.lds:LinearDynamicalSystem",
     # chunking
     "ncli/chunk-pa@1": "ncli.models.chunking:PopulationAveraging",
@@ -48,6 +50,7 @@ MODEL_IDS: dict[str, str] = {
     "ncli/sim-nuclr@1": "ncli.simulators.nuclr:NuclrSimulator",
     "ncli/sim-reach@1": "ncli.simulators.reach:ReachSimulator",
     "ncli/sim-crossday@1": "ncli.simulators.crossday:CrossDaySimulator",
+    "ncli/sim-areas@1": "ncli.simulators.areas:AreasSimulator",
     "ncli/sim-speech@1": "ncli.simulators.speech:SpeechSimulator",
     "ncli/sim-chunks-concepts@1": "ncli.simulators.chunks:ConceptChunkSimulator",
     "ncli/sim-chunks-sequence@1": "ncli.simulators.chunks:SequenceChunkSimulator",
