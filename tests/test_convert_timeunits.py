@@ -201,3 +201,25 @@ def test_nwb_everything_in_ms_without_option_is_refused(tmp_path):
     err = refused(str(ms), "-o", str(tmp_path / "x.zarr"))
     assert "milliseconds read as seconds" in err and "--time-unit ms" in err
     ok(str(ms), "--time-unit", "s", "-o", str(tmp_path / "y.zarr"))  # told, it converts as given
+
+
+def test_stated_unit_that_leaves_spikes_and_trials_apart_is_warned(tmp_path):
+    """Spikes in ms, the rest in s, but the user says everything is ms: converted as told, with a warning."""
+    ms = _nwb(tmp_path / "ms.nwb", _spikes(10), 1e3, 1.0)
+    _, stderr = ok(str(ms), "--time-unit", "ms", "-o", str(tmp_path / "x.zarr"))
+    assert "warning:" in stderr and "with the time units given" in stderr and "look like milliseconds" in stderr
+
+
+def test_sampling_rate_on_fractional_spike_times_is_refused(tmp_path):
+    args = ["--spike-times", "spike_times", "--spike-clusters", "spike_clusters", "--sampling-rate", "30000"]
+    err = refused(str(_npz(tmp_path / "s.npz", _spikes(11), 1.0)), *args, "-o", str(tmp_path / "x.zarr"))
+    assert "fractional values" in err and "drop --sampling-rate" in err
+
+
+def test_output_inside_another_store_is_refused(tmp_path):
+    a, _ = ok(str(_npz(tmp_path / "s.npz", _spikes(12), 1.0)), "--spike-times", "spike_times", "--spike-clusters",
+              "spike_clusters", "-o", str(tmp_path / "a.zarr"))
+    res = convert(str(tmp_path / "s.npz"), "--spike-times", "spike_times", "--spike-clusters", "spike_clusters",
+                  "-o", str(tmp_path / "a.zarr" / "sessions" / "x.zarr"))
+    assert res.exit_code == 2 and "inside the store" in res.stderr
+    assert Store.open(str(tmp_path / "a.zarr")).sessions() == ["s"]

@@ -124,7 +124,8 @@ def test_glm_rrr_and_neuropaint_evaluate(sim_store):
     assert res.exit_code == 0, res.output
     m = _metrics(d / "rrr.zarr", "rrr")
     assert m["n_neurons"] == g["n_neurons"] and m["glm"] == g["glm"]
-    assert m["model"]["deviance_explained_mean"] > 0.0
+    # measured here: GLM 0.093, rrr 0.078, ceiling 0.259 (mean deviance explained); rrr reaches the GLM's scale
+    assert m["model"]["deviance_explained_mean"] > max(0.03, 0.5 * g["glm"]["deviance_explained_mean"])
     st = Store.open(str(d / "rrr.zarr"))
     for sid in st.sessions():
         for a in range(5):
@@ -134,7 +135,10 @@ def test_glm_rrr_and_neuropaint_evaluate(sim_store):
                "--consistency", "0", "-o", d / "np0.zarr")
     assert res.exit_code == 0, res.output
     n0 = _metrics(d / "np0.zarr", "neuropaint")
-    assert np.isfinite(n0["model"]["deviance_explained_mean"])
+    # 60 steps only (test time): NeuroPaint has barely started to learn (measured 0.002); it must not be
+    # worse than the null model. The acceptance numbers are in bench/bench_inpaint.py.
+    assert -0.02 < n0["model"]["deviance_explained_mean"] < g["ceiling"]["deviance_explained_mean"]
+    assert n0["model"]["bits_per_spike_pooled"] > -0.01
 
 
 def test_glm_needs_evaluate(sim_store):

@@ -286,11 +286,11 @@ def merge(
         for src, mapping in zip(srcs, plan):  # here, once the output location has been accepted
             for old, new in mapping.items():
                 if old != new:
-                    log.warning("session '%s' of %s is renamed '%s' (the id is taken by an earlier input)",
+                    log.warning("warning: session '%s' of %s is renamed '%s' (the id is taken by an earlier input)",
                                 old, src.location, new)
             others = [name for name in src.children("") if name != "sessions"]
             if others:
-                log.warning("merge copies sessions only: %s of %s not carried",
+                log.warning("warning: merge copies sessions only: %s of %s not carried",
                             ", ".join(f"{n}/" for n in others), src.location)
         jobs = [(src, sid, new) for src, mapping in zip(srcs, plan) for sid, new in mapping.items()]
         n_arrays = 0

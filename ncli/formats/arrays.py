@@ -479,6 +479,12 @@ def convert_spike_arrays(w, af: ArrayFile, session_id: str, spec: ArraysSpec, *,
     """
     raw = np.asarray(af.get(spec.spike_times)).ravel()
     check_not_samples(raw, spec.spike_times, spec.scale)
+    if spec.scale.rate is not None and raw.size and raw.dtype.kind == "f":
+        finite = raw[np.isfinite(raw)]
+        if finite.size and not np.all(finite == np.round(finite)):
+            raise DataError(f"--sampling-rate says '{spec.spike_times}' holds sample indices, but it has "
+                            f"fractional values (up to {float(np.max(finite)):.6g})",
+                            hint="drop --sampling-rate if the spike times are seconds (or use --time-unit ms|us)")
     times = spec.scale.spike_seconds(raw)
     del raw
     clusters = np.asarray(af.get(spec.spike_clusters)).ravel()

@@ -912,6 +912,11 @@ def convert_nwb(w, path: str | Path, session_id: str, *, bin_size: float, sha256
             if not scale.identity:
                 units, raw_span, trials, intervals, epochs = _rescale(units, raw_span, trials, intervals, epochs,
                                                                       behavior, scale)
+                try:  # the stated units must make spikes and trials/behaviour agree; say so when they do not
+                    _check_time_units(rd, units if calcium is None else None, raw_span, trials, behavior,
+                                      TimeScale())
+                except DataError as err:
+                    log.warning("warning: %s: with the time units given, %s", Path(path).name, err.what)
             if units is None and not behavior and trials is None:
                 raise DataError("no units table and no behaviour: nothing to convert", path)
             # the grid: epochs, else spikes, else (behaviour-only) the continuous series

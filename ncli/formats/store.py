@@ -510,6 +510,10 @@ class StoreWriter:
             tgt = _local_path(self.target)
             if not tgt.parent.is_dir():
                 raise UsageError("output directory does not exist", str(tgt.parent))
+            for folder in tgt.parents:  # a store written into another store's folder corrupts that store
+                if (folder / "zarr.json").is_file() and looks_like_store(str(folder)):
+                    raise UsageError(f"output would be written inside the store {folder}", self.target,
+                                     hint="choose a location outside any ncli store")
 
     def _parent_reference(self) -> str | None:
         if self.parent is None:

@@ -479,7 +479,7 @@ class NeuroPaint(_AreaModel):
 
     def __init__(self, n_areas: int = 5, n_factors: int = 8, d_model: int = 32, n_queries: int = 4,
                  n_layers: int = 2, heads: int = 2, mask_ratio: float = 0.6, smoothness: float = 0.05,
-                 consistency: float = 0.1, n_steps: int = 300, batch_windows: int = 8, lr: float = 3e-3,
+                 consistency: float = 0.02, n_steps: int = 300, batch_windows: int = 8, lr: float = 1e-2,
                  seed: int = 0):
         self.n_areas = n_areas
         self.n_factors = n_factors

@@ -17,6 +17,7 @@ CandySimulator             one LDS, several nonlinear populations      :mod:`.ca
 NuclrSimulator             typed neurons identifiable by context       :mod:`.nuclr`
 ReachSimulator             cosine-tuned units leading an OU velocity   :mod:`.reach`
 CrossDaySimulator          one array over days, planted instabilities  :mod:`.crossday`
+AreasSimulator             multi-area chaotic RNN, partial sessions    :mod:`.areas`
 ConceptChunkSimulator      planted concept patterns                    :mod:`.chunks`
 SequenceChunkSimulator     a recurring chunk of population states      :mod:`.chunks`
 =========================  ==========================================  =================

@@ -50,7 +50,8 @@ log = logging.getLogger("ncli")
 class CrrlConfig:
     """Options of ``--method crrl``."""
 
-    reference: str = option("", "Reference session (default: the first).", show_default=False)
+    reference: str = option("", "Reference session (default: the first recorded: convert's input order).",
+                            show_default=False)
     behavior: str = option("", "Condition of each reference trial for the templates: a trial column "
                            "(trials/target, the default when present) or a binned behaviour.", show_default=False)
     conditions: int = option(8, "Conditions a binned --behavior is cut into (angle sectors or quantiles).",
@@ -166,7 +167,7 @@ class Crrl(AlignMethod):
         from ncli.models.crrl import CRRL
 
         c, src = self.config, run.src
-        sessions = reference_order(list(run.sessions), c.reference, src.location)
+        sessions = reference_order(list(run.sessions), c.reference, src.location, src)
         channels = same_channels(src, sessions)
         config = self.estimator_config(run.seed, run.device)
         CRRL(**config)._check_params()

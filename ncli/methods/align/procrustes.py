@@ -20,6 +20,7 @@ fitted on the reference's latents applies to every session unchanged:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,15 +39,32 @@ log = logging.getLogger("ncli")
 class ProcrustesConfig:
     """Options of ``--method procrustes``."""
 
-    reference: str = option("", "Reference session (default: the first).", show_default=False)
-    dim: int = option(10, "FA latent dimension (the paper used 10).", minimum=1)
+    reference: str = option("", "Reference session (default: the first recorded: convert's input order).",
+                            show_default=False)
+    dim: int = option(10, "FA latent dimension (the paper used 10).", minimum=1, param="n_latents")
     stable: int = option(0, "Alignment channels kept (0: 70 % of the channels).", minimum=0, param="n_stable")
     sqrt: bool = option(False, "Square-root transform the counts first (the paper uses raw counts).",
                         secondary="--no-sqrt")
 
 
-def reference_order(sessions: list[str], reference: str, where: str) -> list[str]:
-    """``sessions`` with ``reference`` first (the first session when empty).
+def recording_order(src, sessions: list[str]) -> list[str]:
+    """``sessions`` in the order they were converted (the ``sessions`` of the earliest history entry that
+    lists them: convert's inputs, simulate's days), the rest in natural order (``day2`` before ``day10``)."""
+    def natural(s: str):
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+    listed: list[str] = []
+    for entry in src.history:
+        got = (entry.get("params") or {}).get("sessions")
+        if isinstance(got, list) and any(s in got for s in sessions):
+            listed = [str(s) for s in got]
+            break
+    first = [s for s in listed if s in sessions]
+    return first + sorted((s for s in sessions if s not in first), key=natural)
+
+
+def reference_order(sessions: list[str], reference: str, where: str, src=None) -> list[str]:
+    """``sessions`` with ``reference`` first (default: the first recorded, see :func:`recording_order`).
 
     Raises
     ------
@@ -56,6 +74,8 @@ def reference_order(sessions: list[str], reference: str, where: str) -> list[str
     if len(sessions) < 2:
         raise UsageError(f"align needs at least 2 sessions, the store has {len(sessions)}", where,
                          hint="convert several recordings into one store, or ncli merge A B -o OUT")
+    if src is not None:
+        sessions = recording_order(src, sessions)
     ref = reference or sessions[0]
     if ref not in sessions:
         raise UsageError(f"unknown reference session '{ref}'", "--reference",
@@ -114,7 +134,7 @@ class Procrustes(AlignMethod):
             Sessions with different channels, too few valid bins.
         """
         c, src = self.config, run.src
-        sessions = reference_order(list(run.sessions), c.reference, src.location)
+        sessions = reference_order(list(run.sessions), c.reference, src.location, src)
         channels = same_channels(src, sessions)
         config = self.estimator_config(run.seed)
         Xs, valid = [], []

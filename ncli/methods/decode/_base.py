@@ -160,7 +160,7 @@ class BehaviourMethod(DecodeMethod):
             if latents and not src.is_array(f"sessions/{sid}/latents/{latents}"):
                 avail = src.children(f"sessions/{sid}/latents")
                 raise UsageError(f"unknown latents '{latents}'", f"session {sid}",
-                                 hint=f"latents: {', '.join(avail) or '(none; run ncli embed first)'}")
+                                 hint=f"latents: {', '.join(avail) or '(none; run ncli embed or ncli align first)'}")
         return name, colspec, split, used
 
     def evaluate(self, *, name: str, split: harness.Split, data: dict, learner: Any, features: dict,

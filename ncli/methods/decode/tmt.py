@@ -59,6 +59,11 @@ class TMT(SequenceMethod):
         if self.config.d % self.config.heads:
             raise UsageError(f"--d must be a multiple of --heads ({self.config.heads}), got {self.config.d}", "--d")
         if self.config.lm is not None:
+            from pathlib import Path
+
+            if not Path(self.config.lm).expanduser().is_file():
+                raise UsageError(f"language model file not found: {self.config.lm}", "--lm",
+                                 hint="give an ARPA n-gram file, or drop --lm for greedy decoding")
             try:
                 import kenlm  # noqa: F401
                 import pyctcdecode  # noqa: F401

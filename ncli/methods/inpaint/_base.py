@@ -167,6 +167,9 @@ def _windows(v: SessionView, ar: np.ndarray, areas: list, window: int | None) ->
 
 def choose_holdouts(data: list[SessionData], areas: list, holdout: str | None) -> None:
     """Mark the held-out area of every session that records at least two (see the module docstring)."""
+    if holdout is not None and holdout not in areas:
+        raise DataError(f"--holdout area '{holdout}' is not an area of the store",
+                        hint=f"areas: {', '.join(areas)}")
     for i, s in enumerate(data):
         rec = np.unique(s.area)
         if rec.size < 2:

@@ -23,11 +23,11 @@ class NeuroPaintConfig:
     mask_ratio: float = option(0.6, "Largest fraction of a window's recorded areas masked in training.",
                                minimum=0.0, maximum=0.9)
     smoothness: float = option(0.05, "Weight of the temporal smoothness penalty.", minimum=0.0)
-    consistency: float = option(0.1, "Weight of the cross-session consistency term (0: the ablation).",
+    consistency: float = option(0.02, "Weight of the cross-session consistency term (0: the ablation).",
                                 minimum=0.0)
     steps: int = option(300, "Optimiser steps.", minimum=1, param="n_steps")
     batch: int = option(8, "Windows of every session per step.", minimum=1, param="batch_windows")
-    lr: float = option(3e-3, "Learning rate (AdamW).", positive=True)
+    lr: float = option(1e-2, "Learning rate (AdamW).", positive=True)
 
 
 @register
