@@ -111,7 +111,9 @@ def _write_units(w: StoreWriter, base: str, units: UnitsSource, grid: Grid | Non
     group = n
     if grid is not None:
         group = max(1, min(n, COUNTS_BLOCK_BYTES // max(1, grid.n_bins * 4)))
-        cols = min(n, 256) if n else 1
+        # chunks no wider than a block of units: a block then fills whole chunks and is never
+        # read back and rewritten (on long, fine grids a block holds only a few units)
+        cols = min(n, 256, group) if n else 1
         rows = chunk_rows((cols,), 4)
         counts = w.create(f"{base}/binned/counts", (grid.n_bins, n), np.int32,
                           chunks=(max(1, min(rows, grid.n_bins)), max(1, cols)), unit="count")
