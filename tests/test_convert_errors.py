@@ -188,7 +188,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def slow_nwb(tmp_path_factory) -> Path:
     """An NWB whose conversion at 0.5 ms bins takes several seconds (4M bins x 60 units)."""
     rng = np.random.default_rng(0)
-    spikes = [np.sort(rng.uniform(0.0, 2000.0, 2000)) for _ in range(60)]
+    spikes = [np.sort(rng.uniform(0.0, 2000.0, 2000)) for _ in range(120)]
     return write_nwb(tmp_path_factory.mktemp("slow") / "slow.nwb", spikes=spikes)
 
 
@@ -198,7 +198,7 @@ def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, NCLI_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "ncli.cli", "convert", str(slow_nwb), "--bin-size", "0.00025",
+    proc = subprocess.Popen([sys.executable, "-m", "ncli.cli", "convert", str(slow_nwb), "--bin-size", "0.0001",
                              "-o", str(out / "x.zarr")], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -206,7 +206,7 @@ def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    time.sleep(0.2)  # well inside the write
+    time.sleep(0.1)  # well inside the write (20 M bins x 120 units: many seconds)
     assert proc.poll() is None, "conversion finished before it could be interrupted"
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)

@@ -199,7 +199,7 @@ def test_decode_round_trip(speech_store, tmp_path):
     (["--method", "tmt", "--target", "velocity"], "--method tmt decodes per-trial sequences"),
     (["--method", "tmt", "--target", "trials/nope"], "unknown trials column 'nope'"),
     (["--method", "gru-ctc", "--target", "trials/n_phonemes"], "holds numbers, not token sequences"),
-    (["--method", "tmt", "--target", "trials/phonemes", "--lm", "x.arpa"], "--lm needs pyctcdecode"),
+    (["--method", "tmt", "--target", "trials/phonemes", "--lm", "missing.arpa"], "language model file not found"),
     (["--method", "tmt", "--target", "trials/phonemes", "--adapt-lr", "0.1"], "--adapt-lr applies to --adapt"),
 ])
 def test_bad_targets(speech_store, tmp_path, args, message):
@@ -267,3 +267,18 @@ def test_slow_tmt_vs_gru_ctc_held_out(big):
     gru = fit_days(GRUCTCDecoder(steps=800, seed=0), data, days, 80)
     held_out = [np.mean([per(m, vocab, data, f"day{d}") for d in range(5, 8)]) for m in (tmt, gru)]
     assert held_out[0] < held_out[1]
+
+
+def test_lm_file_without_the_libraries(speech_store, tmp_path):
+    """An existing ARPA file: the one line says which libraries --lm needs (they are not installed here)."""
+    try:
+        import kenlm  # noqa: F401
+        import pyctcdecode  # noqa: F401
+        pytest.skip("pyctcdecode and kenlm are installed")
+    except ImportError:
+        pass
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0 a\n\n\\end\\\n")
+    res = run(["decode", speech_store, "--method", "tmt", "--target", "trials/phonemes", "--lm", str(lm),
+               "--steps", "1", "-o", tmp_path / "x.zarr"])
+    assert res.exit_code == 2 and "--lm needs pyctcdecode and kenlm" in res.output
