@@ -192,6 +192,12 @@ def slow_nwb(tmp_path_factory) -> Path:
     return write_nwb(tmp_path_factory.mktemp("slow") / "slow.nwb", spikes=spikes)
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, so Python installs its KeyboardInterrupt handler even when
+    the test runner was started with SIGINT ignored (a background job without job control, nohup)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
     before = digest(slow_nwb)
@@ -200,7 +206,7 @@ def test_interrupt_leaves_no_output(slow_nwb, tmp_path, sig, code):
     env = dict(os.environ, NCLI_CACHE=str(tmp_path / "cache"))
     proc = subprocess.Popen([sys.executable, "-m", "ncli.cli", "convert", str(slow_nwb), "--bin-size", "0.0001",
                              "-o", str(out / "x.zarr")], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".x.zarr.partial-") for p in out.iterdir()):
         assert proc.poll() is None, proc.communicate()
