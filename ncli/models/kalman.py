@@ -135,23 +135,9 @@ class KalmanDecoder(Estimator):
         if self.reg < 0:
             raise DataError(f"reg must be >= 0, got {self.reg}")
         seg = _segments(X.shape[0], segments)
-        self.target_mean_ = Y.mean(axis=0)
-        sd = Y.std(axis=0)
-        self.active_ = sd > 1e-12 * max(1.0, float(np.abs(Y).max()))
-        if not self.active_.any():
-            raise DataError("every target column is constant; nothing to decode")
-        S = self._state(Y[:, self.active_], seg)
-        self.state_mean_ = S.mean(axis=0)
+        Sc, A, W = self.fit_dynamics(Y, seg)
         self.obs_mean_ = X.mean(axis=0)
-        Sc = S - self.state_mean_
         Zc = X - self.obs_mean_
-        pair = np.flatnonzero(seg[1:] == seg[:-1])
-        if pair.size < 2:
-            raise DataError("the Kalman decoder needs at least 2 pairs of consecutive training bins")
-        S1, S2 = Sc[pair], Sc[pair + 1]
-        A = np.linalg.lstsq(S1, S2, rcond=None)[0].T
-        R = S2 - S1 @ A.T
-        W = R.T @ R / R.shape[0]
         H = np.linalg.lstsq(Sc, Zc, rcond=None)[0].T
         E = Zc - Sc @ H.T
         Q = E.T @ E / E.shape[0]
@@ -163,6 +149,41 @@ class KalmanDecoder(Estimator):
         self.Q_ = Q
         self.P0_ = Sc.T @ Sc / Sc.shape[0] + jitter * np.eye(Sc.shape[1])
         return self
+
+    def fit_dynamics(self, Y: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The state model: sets ``target_mean_``, ``active_``, ``state_mean_`` and returns ``(Sc, A, W)``.
+
+        Parameters
+        ----------
+        Y : (T, D) float64
+            Training targets.
+        seg : (T,) int
+            Segment of each bin (transitions only within a segment).
+
+        Returns
+        -------
+        Sc : (T, S) centred states; A : (S, S) transition; W : (S, S) transition noise (no jitter).
+
+        Raises
+        ------
+        DataError
+            Every target column constant, or fewer than 2 consecutive pairs of bins.
+        """
+        self.target_mean_ = Y.mean(axis=0)
+        sd = Y.std(axis=0)
+        self.active_ = sd > 1e-12 * max(1.0, float(np.abs(Y).max()))
+        if not self.active_.any():
+            raise DataError("every target column is constant; nothing to decode")
+        S = self._state(Y[:, self.active_], seg)
+        self.state_mean_ = S.mean(axis=0)
+        Sc = S - self.state_mean_
+        pair = np.flatnonzero(seg[1:] == seg[:-1])
+        if pair.size < 2:
+            raise DataError("the Kalman decoder needs at least 2 pairs of consecutive training bins")
+        S1, S2 = Sc[pair], Sc[pair + 1]
+        A = np.linalg.lstsq(S1, S2, rcond=None)[0].T
+        R = S2 - S1 @ A.T
+        return Sc, A, R.T @ R / R.shape[0]
 
     # ------------------------------------------------------------------ filtering
     def gains(self, max_steps: int = 2000, tol: float = 1e-10) -> list[np.ndarray]:

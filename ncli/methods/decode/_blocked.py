@@ -198,20 +198,7 @@ class BlockedKalmanLearner(BlockedRidgeLearner):
         Y, seg = np.vstack(Ys), np.concatenate(segs)
         if Y.shape[0] < 3:
             raise DataError(f"the Kalman decoder needs at least 3 training samples ({tag})")
-        model.target_mean_ = Y.mean(axis=0)
-        sd = Y.std(axis=0)
-        model.active_ = sd > 1e-12 * max(1.0, float(np.abs(Y).max()))
-        if not model.active_.any():
-            raise DataError("every target column is constant; nothing to decode")
-        S = model._state(Y[:, model.active_], seg)
-        model.state_mean_ = S.mean(axis=0)
-        Sc = S - model.state_mean_
-        pair = np.flatnonzero(seg[1:] == seg[:-1])
-        if pair.size < 2:
-            raise DataError("the Kalman decoder needs at least 2 pairs of consecutive training bins")
-        S1, S2 = Sc[pair], Sc[pair + 1]
-        A = np.linalg.lstsq(S1, S2, rcond=None)[0].T
-        R = S2 - S1 @ A.T
+        Sc, A, W = model.fit_dynamics(Y, seg)
         m = self._train_moments(bins)
         n = m.n
         xs = np.zeros((m.sx.size, Sc.shape[1]))  # Σ (x - shift) sc'
@@ -230,7 +217,7 @@ class BlockedKalmanLearner(BlockedRidgeLearner):
         Q += model.reg * max(float(np.mean(np.diag(Q))), 1e-12) * np.eye(Q.shape[0])
         jitter = 1e-9 * max(float(np.trace(SS)) / n, 1e-12)
         model.A_ = A
-        model.W_ = R.T @ R / R.shape[0] + jitter * np.eye(A.shape[0])
+        model.W_ = W + jitter * np.eye(A.shape[0])
         model.H_ = H
         model.Q_ = Q
         model.P0_ = SS / n + jitter * np.eye(SS.shape[0])
