@@ -52,6 +52,16 @@ def _units(sess) -> UnitsSource:
     return UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u, s=sess: s.spike_times[u])
 
 
+def _write_binned(w: StoreWriter, sess, generator: str, *, behavior: dict | None = None,
+                  counts_unit: str = "count", **attrs) -> None:
+    """Write a simulated session given as binned counts (no spike times) from t = 0, with its trials and
+    epochs; ``attrs`` are added to the session attributes."""
+    units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
+    write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0, counts=sess.counts,
+                  counts_unit=counts_unit, behavior=behavior, trials=sess.trials, epochs=sess.epochs,
+                  attrs={**_session_attrs(generator), **attrs})
+
+
 def _behavior(sess) -> dict[str, BehaviorSeries]:
     return {name: BehaviorSeries(timestamps=b["timestamps"], data=b["data"], unit=b["unit"],
                                  columns=list(b["columns"]), description=f"simulated {name}")
@@ -346,12 +356,7 @@ def crossday(
 
     def build(w: StoreWriter) -> None:
         for d, sess in enumerate(sim_sessions):
-            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
-            attrs = _session_attrs("crossday")
-            attrs["scenario"] = sim.day_scenario(d)
-            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
-                          counts=sess.counts, behavior=_behavior(sess), trials=sess.trials, epochs=sess.epochs,
-                          attrs=attrs)
+            _write_binned(w, sess, "crossday", behavior=_behavior(sess), scenario=sim.day_scenario(d))
         sim.to_group(w.group("models/truth"), extra={"sessions": [s.session_id for s in sim_sessions],
                                                      "scenarios": [sim.day_scenario(d) for d in range(days)]})
 
@@ -397,10 +402,7 @@ def areas(
 
     def build(w: StoreWriter) -> None:
         for sess, lam in zip(sim_sessions, rates):
-            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
-            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
-                          counts=sess.counts, trials=sess.trials, epochs=sess.epochs,
-                          attrs=_session_attrs("areas"))
+            _write_binned(w, sess, "areas")
             w.array(f"sessions/{sess.session_id}/latents/truth", sess.latents.astype(np.float32),
                     attrs={"description": "mean tanh activity of each area's RNN units"})
             w.array(f"sessions/{sess.session_id}/predictions/truth_rates", lam.astype(np.float32), unit="Hz",
@@ -459,11 +461,8 @@ def speech(
 
     def build(w: StoreWriter) -> None:
         for sess in sim_sessions:
-            units = UnitsSource(ids=sess.ids, areas=sess.areas, spikes=lambda u: np.zeros(0))
             base = f"sessions/{sess.session_id}"
-            write_session(w, sess.session_id, units=units, bin_size=sess.bin_size, t_start=0.0,
-                          counts=sess.counts, counts_unit="a.u.", trials=sess.trials, epochs=sess.epochs,
-                          attrs=_session_attrs("speech"))
+            _write_binned(w, sess, "speech", counts_unit="a.u.")
             w.array(f"{base}/trials/phonemes", sess.trials["phonemes"],
                     attrs={"sequence": True, "vocabulary": vocab,
                            "description": "phonemes of the sentence, '|' between words"})
