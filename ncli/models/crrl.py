@@ -87,7 +87,7 @@ import numpy as np
 from ncli.core.errors import DataError
 from ncli.models.base import Estimator, check_array, check_fitted, check_params, torch_device
 from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch
-from ncli.models.nn.weights import arrays_to_state, load_weights, save_weights, state_to_arrays
+from ncli.models.nn.weights import arrays_to_state, load_weights, rebuild_network, save_weights, state_to_arrays
 
 log = logging.getLogger("ncli")
 
@@ -880,10 +880,7 @@ class CRRL(Estimator):
             raise DataError("saved CRRL misses its weights")
         model.weights_ = load_weights(group)
         model._recon = None
-        try:
-            model._recon_module()
-        except (RuntimeError, KeyError) as exc:
-            raise DataError(f"saved CRRL weights do not match its configuration: {exc}") from None
+        rebuild_network(model._recon_module, "CRRL")
         return model
 
 

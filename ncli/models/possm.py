@@ -39,8 +39,8 @@ from ncli.core.errors import DataError, ParameterDataError, ParameterError
 from ncli.models.base import Estimator, check_fitted, check_params
 from ncli.models.nn.train import fit_loop, make_optimizer, seed_torch, select_device, warmup_cosine
 from ncli.models.nn.vocab import grow_state, new_keys, train_rows_only
-from ncli.models.nn.weights import (arrays_to_state, load_strings, load_weights, save_strings, save_weights,
-                                    state_to_arrays)
+from ncli.models.nn.weights import (arrays_to_state, load_strings, load_weights, rebuild_network, save_strings,
+                                    save_weights, state_to_arrays)
 
 
 # ----------------------------------------------------------------------------- data
@@ -446,10 +446,7 @@ class SequenceDecoder(Estimator):
         model.unit_vocab_ = load_strings(group, "unit_vocab")
         model.session_vocab_ = load_strings(group, "session_vocab")
         model._net = None
-        try:
-            model.net()
-        except (RuntimeError, KeyError) as exc:
-            raise DataError(f"saved {cls.__name__} weights do not match its configuration: {exc}") from None
+        rebuild_network(model.net, cls.__name__)
         return model
 
 

@@ -47,6 +47,7 @@ from ncli.models.nn.weights import (
     arrays_to_state,
     load_strings,
     load_weights,
+    rebuild_network,
     save_strings,
     save_weights,
     state_to_arrays,
@@ -476,10 +477,7 @@ class _CTCDecoder(Estimator):
         model.weights_ = load_weights(group)
         model.day_vocab_ = load_strings(group, "day_vocab")
         model._net = None
-        try:
-            model.net()
-        except (RuntimeError, KeyError) as exc:
-            raise DataError(f"saved {cls.__name__} weights do not match its configuration: {exc}") from None
+        rebuild_network(model.net, cls.__name__)
         return model
 
 

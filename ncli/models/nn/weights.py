@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ncli.core.errors import DataError
 from ncli.models.base import read_arrays, write_arrays
 
 #: What a dot in a parameter name becomes in its array name.
@@ -103,3 +104,17 @@ def save_strings(group, name: str, values: Sequence[str]) -> None:
 def load_strings(group, name: str) -> np.ndarray:
     """Read an array written by :func:`save_strings` as a (n,) object array of ``str``."""
     return np.array([str(x) for x in group[name][...]], dtype=object)
+
+
+def rebuild_network(build, name: str):
+    """Build a restored model's network from its loaded weights (``build()``), or refuse in one line.
+
+    Raises
+    ------
+    DataError
+        The weights do not fit the saved configuration (a shape or a name mismatch).
+    """
+    try:
+        return build()
+    except (RuntimeError, KeyError) as exc:
+        raise DataError(f"saved {name} weights do not match its configuration: {exc}") from None
